@@ -1,0 +1,36 @@
+"""JWT bearer authentication: token verification and minting, scopes per route, channel patterns.
+
+Services protect routes with `require_scope(Scopes.EVENTS_READ)`; the verifier it uses lives at
+`app.state.auth` (set by `outrigger.http.create_app`). `outrigger token` mints tokens with
+`TokenIssuer.from_settings`. Keys: see `outrigger.auth.keys`.
+"""
+
+from outrigger.auth.dependencies import BEARER, authenticate, bearer_token, require_scope
+from outrigger.auth.keys import NO_KEY_IN_PRODUCTION, SigningKey, VerificationKeys, thumbprint
+from outrigger.auth.principal import (
+    ALL_SCOPES,
+    Principal,
+    Scopes,
+    channel_allowed,
+    channel_matches,
+)
+from outrigger.auth.tokens import TokenIssuer, TokenVerifier, auth_from_settings
+
+__all__ = [
+    "ALL_SCOPES",
+    "BEARER",
+    "NO_KEY_IN_PRODUCTION",
+    "Principal",
+    "Scopes",
+    "SigningKey",
+    "TokenIssuer",
+    "TokenVerifier",
+    "VerificationKeys",
+    "auth_from_settings",
+    "authenticate",
+    "bearer_token",
+    "channel_allowed",
+    "channel_matches",
+    "require_scope",
+    "thumbprint",
+]

@@ -1,0 +1,180 @@
+"""What happens to a delivered message, the same on every adapter.
+
+An adapter turns a message into a `Delivery` (`delivery_of`), asks a `Consumer` for the outcome,
+then acks, sends a copy to the delay queue of its attempt, or dead-letters it, as `RetryPolicy`
+says. Copies carry `retry_headers` / `dead_letter_headers`. `MemorySeenIds` is the default memory
+of handled ids the consumer de-duplicates with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Status, StatusCode
+
+from outrigger.bus.cloudevents import decode
+from outrigger.bus.port import ATTEMPT_HEADER, DEATH_REASON_HEADER, Ack, Delivery, Drop, Retry
+from outrigger.bus.telemetry import CONSUMED, DUPLICATES, HANDLER_SECONDS, consume_span
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from outrigger.bus.port import Handler, Outcome, SeenIds
+
+EXCHANGE_HEADER = "x-outrigger-exchange"
+ROUTING_KEY_HEADER = "x-outrigger-routing-key"
+_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+log = logging.getLogger("outrigger.bus")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempt n that asks to retry waits `min(delay * 2**(n-1), max_delay)` seconds."""
+
+    max_attempts: int = 5
+    delay_seconds: float = 1.0
+    max_delay_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if not 0 < self.delay_seconds <= self.max_delay_seconds:
+            raise ValueError(
+                f"retry delay must be > 0 and <= its maximum, not {self.delay_seconds} "
+                f"(maximum {self.max_delay_seconds})"
+            )
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.delay_seconds * 2 ** (attempt - 1), self.max_delay_seconds))
+
+    def retries(self, outcome: Outcome, attempt: int) -> bool:
+        """True if `outcome` of `attempt` goes to a delay queue; else it is acked or dead."""
+        return isinstance(outcome, Retry) and attempt < self.max_attempts
+
+
+def delivery_of(
+    queue: str,
+    body: bytes,
+    headers: Mapping[str, Any],
+    content_type: str | None,
+    message_id: str | None,
+    exchange: str,
+    routing_key: str,
+) -> Delivery:
+    """The delivery a handler sees; raises ValueError if the message is not a CloudEvent."""
+    return Delivery(
+        event=decode(body, headers, content_type, message_id),
+        queue=queue,
+        exchange=headers.get(EXCHANGE_HEADER, exchange),
+        routing_key=headers.get(ROUTING_KEY_HEADER, routing_key),
+        attempt=int(headers.get(ATTEMPT_HEADER, 1)),
+        headers=headers,
+    )
+
+
+def retry_headers(
+    headers: Mapping[str, Any], exchange: str, routing_key: str, attempt: int
+) -> dict[str, Any]:
+    """Headers of the copy that becomes `attempt`, remembering where the event was published."""
+    copy = {k: v for k, v in headers.items() if not k.startswith(_BROKER_HEADERS)}
+    copy[ATTEMPT_HEADER] = attempt
+    copy[EXCHANGE_HEADER] = exchange
+    copy[ROUTING_KEY_HEADER] = routing_key
+    return copy
+
+
+def dead_letter_headers(
+    headers: Mapping[str, Any], exchange: str, routing_key: str, attempt: int, reason: str
+) -> dict[str, Any]:
+    copy = retry_headers(headers, exchange, routing_key, attempt)
+    copy[DEATH_REASON_HEADER] = reason
+    return copy
+
+
+class MemorySeenIds:
+    """Remembers the last `capacity` ids handled, per process; least recently seen go first.
+
+    Catches the duplicates one process sees (a redelivery after a lost ack, a publisher retry).
+    Replicas that compete for a queue each keep their own memory.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, not {capacity}")
+        self.capacity = capacity
+        self._ids: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def seen(self, queue: str, message_id: str) -> bool:
+        key = (queue, message_id)
+        if key in self._ids:
+            self._ids.move_to_end(key)
+            return True
+        return False
+
+    async def remember(self, queue: str, message_id: str) -> None:
+        key = (queue, message_id)
+        self._ids[key] = None
+        self._ids.move_to_end(key)
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
+class Consumer:
+    """Runs one queue's handler: de-duplication, a CONSUMER span, metrics. Never raises."""
+
+    def __init__(self, system: str, queue: str, handler: Handler, seen: SeenIds | None) -> None:
+        self.system = system
+        self.queue = queue
+        self.handler = handler
+        self.seen = seen
+        self._in_progress: dict[str, asyncio.Event] = {}
+        self._duration = HANDLER_SECONDS.labels(queue)
+
+    async def handle(self, delivery: Delivery) -> Outcome:
+        """The outcome of `delivery`: `Ack()` without calling the handler for a duplicate."""
+        if self.seen is None:
+            return await self._run(delivery)
+        message_id = delivery.event.id
+        while (other := self._in_progress.get(message_id)) is not None:
+            await other.wait()
+        if await self.seen.seen(self.queue, message_id):
+            DUPLICATES.labels(self.queue).inc()
+            CONSUMED.labels(self.queue, "duplicate").inc()
+            return Ack()
+        done = self._in_progress[message_id] = asyncio.Event()
+        try:
+            outcome = await self._run(delivery)
+            if not isinstance(outcome, Retry):
+                await self.seen.remember(self.queue, message_id)
+            return outcome
+        finally:
+            del self._in_progress[message_id]
+            done.set()
+
+    async def _run(self, delivery: Delivery) -> Outcome:
+        started = time.perf_counter()
+        with consume_span(self.system, delivery) as span:
+            try:
+                outcome = await self.handler(delivery)
+            except Exception as exc:
+                log.warning(
+                    "handler of %s failed on event %s (attempt %d)",
+                    self.queue,
+                    delivery.event.id,
+                    delivery.attempt,
+                    exc_info=True,
+                )
+                span.record_exception(exc)
+                outcome = Retry(f"{type(exc).__name__}: {exc}")
+            if not isinstance(outcome, Ack | Retry | Drop):
+                outcome = Retry(f"handler returned {outcome!r}, not Ack, Retry or Drop")
+            if not isinstance(outcome, Ack):
+                span.set_status(Status(StatusCode.ERROR, outcome.reason))
+        self._duration.observe(time.perf_counter() - started)
+        CONSUMED.labels(self.queue, type(outcome).__name__.lower()).inc()
+        return outcome

@@ -1,0 +1,13 @@
+"""The HTTP side of every service: app factory, problem responses, probes."""
+
+from outrigger.http.app import create_app
+from outrigger.http.health import add_readiness_check
+from outrigger.http.responses import JSONResponse, ProblemResponse, problem_response
+
+__all__ = [
+    "JSONResponse",
+    "ProblemResponse",
+    "add_readiness_check",
+    "create_app",
+    "problem_response",
+]

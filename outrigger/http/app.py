@@ -1,0 +1,77 @@
+"""`create_app()`: the FastAPI application every service is built on."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from outrigger import __version__
+from outrigger.auth import TokenVerifier
+from outrigger.http import health
+from outrigger.http.middleware import RequestMiddleware
+from outrigger.http.problems import install_problem_handlers
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    from fastapi import APIRouter
+
+    from outrigger.settings import Settings
+
+    Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    service: str,
+    settings: Settings,
+    *,
+    routers: Sequence[APIRouter] = (),
+    lifespan: Lifespan | None = None,
+    description: str = "",
+) -> FastAPI:
+    """Builds a service's app: its routers under the kit's middleware, errors and probes.
+
+    `lifespan` is the service's wiring: it builds adapters from `app.state.settings`, registers
+    their readiness checks (`add_readiness_check`) and closes them on exit, in reverse order.
+    Before it runs, `app.state.auth` holds the token verifier that `require_scope` uses.
+    """
+
+    @contextlib.asynccontextmanager
+    async def kit_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.auth = TokenVerifier.from_settings(settings)
+        if lifespan is None:
+            yield
+            return
+        async with lifespan(app):
+            yield
+
+    app = FastAPI(
+        title=f"Outrigger {service}",
+        version=__version__,
+        description=description,
+        lifespan=kit_lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.state.readiness_checks = {}
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestMiddleware, service=service, max_body_bytes=settings.max_body_bytes)
+    if _tracing_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    return app
+
+
+def _tracing_enabled() -> bool:
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )

@@ -1,0 +1,149 @@
+"""The one middleware every request passes: request id, body limit, metrics, access log, crashes.
+
+Pure ASGI, so streaming responses (SSE) pass through untouched and nothing is buffered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
+
+from outrigger.errors import OutriggerError, TooLarge
+from outrigger.http.responses import problem_response
+from outrigger.telemetry.context import request_id_var
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter(
+    "outrigger_http_requests_total",
+    "HTTP requests answered, by route template, method and status class.",
+    ["service", "route", "method", "status"],
+)
+DURATION = Histogram(
+    "outrigger_http_request_duration_seconds",
+    "Time from request start to the end of the response body.",
+    ["service", "route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+IN_FLIGHT_UNMATCHED = "unmatched"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_UNLOGGED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+log = logging.getLogger("outrigger.http")
+
+
+class RequestMiddleware:
+    """Request id (kept or made, echoed), body size limit, RED metrics, JSON access log.
+
+    An exception nothing else handled becomes a logged 500 problem with no stack trace.
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body_bytes:
+                raise TooLarge(self._too_large_detail())
+            await self.app(scope, self._limited(receive), send_wrapper)
+        except OutriggerError as exc:
+            if response_started:
+                raise
+            await problem_response(exc, scope["path"])(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if response_started:
+                raise
+            error = OutriggerError(f"unexpected error; quote request id {request_id}")
+            await problem_response(error, scope["path"])(scope, receive, send_wrapper)
+        finally:
+            self._observe(scope, status, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    def _too_large_detail(self) -> str:
+        return f"request body exceeds the limit of {self.max_body_bytes} bytes"
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # an HTTPException passes FastAPI's body parsing untouched, then is mapped
+                    raise HTTPException(413, self._too_large_detail())
+            return message
+
+        return limited_receive
+
+    def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or IN_FLIGHT_UNMATCHED
+        method = scope["method"]
+        REQUESTS.labels(self.service, route, method, f"{status // 100}xx").inc()
+        DURATION.labels(self.service, route, method).observe(elapsed)
+        if scope["path"] in _UNLOGGED and status < 400:
+            return
+        log.info(
+            "%s %s %d",
+            method,
+            scope["path"],
+            status,
+            extra={
+                "route": route,
+                "method": method,
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "client": (scope.get("client") or ("", 0))[0],
+            },
+        )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            if _REQUEST_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,142 @@
+"""Settings from the environment (`OUTRIGGER_*`), a `.env` file and a secrets directory.
+
+The URL scheme of each backend picks its adapter: `memory://` or `sqlite+aiosqlite://` for the
+embedded ones that need no server, `redis://`, `amqp://`, `postgresql+psycopg://` for the real ones.
+A bad value is a `SettingsError` with one line naming the variable and the form it expects; the CLI
+prints that line and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar, overload
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "OUTRIGGER_"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+psycopg")
+REDIS_SCHEMES = ("memory", "redis", "rediss", "unix")
+AMQP_SCHEMES = ("memory", "amqp", "amqps")
+
+EXPECTED_FORM = {
+    "database_url": "postgresql+psycopg://user:password@host:5432/db or sqlite+aiosqlite:///path",
+    "redis_url": "redis://host:6379/0, rediss://…, unix:///path or memory://",
+    "amqp_url": "amqp://user:password@host:5672/vhost, amqps://… or memory://",
+}
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming the variable."""
+
+
+def _check_scheme(name: str, url: str, schemes: tuple[str, ...]) -> str:
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in schemes:
+        raise ValueError(f"expected {EXPECTED_FORM[name]}")
+    return url
+
+
+class Settings(BaseSettings):
+    """What every service reads. A service subclasses it to add its own fields."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_file=".env", extra="ignore", case_sensitive=False
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".outrigger")
+
+    database_url: str = ""
+    database_pool_size: int = Field(10, ge=1, le=1000)
+    database_max_overflow: int = Field(10, ge=0, le=1000)
+    database_pool_timeout_seconds: float = Field(5.0, gt=0)
+    redis_url: str = "memory://"
+    amqp_url: str = "memory://"
+    amqp_prefetch: int = Field(100, ge=1, le=65535)
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_body_bytes: int = Field(1024 * 1024, ge=1)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+
+    jwt_secret: SecretStr | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_private_key_file: Path | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_issuer: str = "outrigger"
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = Field(30, ge=0)
+
+    stealth_keys: SecretStr | None = Field(
+        None, description="comma-separated key-id:base64-32-bytes; the first one encrypts"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        for alias in ("postgresql://", "postgres://"):
+            if value.startswith(alias):
+                value = "postgresql+psycopg://" + value.removeprefix(alias)
+        return _check_scheme("database_url", value, DATABASE_SCHEMES)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return _check_scheme("redis_url", value, REDIS_SCHEMES)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        return _check_scheme("amqp_url", value, AMQP_SCHEMES)
+
+    @model_validator(mode="after")
+    def _embedded_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'outrigger.db'}"
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+S = TypeVar("S", bound=Settings)
+
+
+@overload
+def load_settings() -> Settings: ...
+@overload
+def load_settings(cls: type[S], **overrides: Any) -> S: ...
+def load_settings(cls: type[Settings] = Settings, **overrides: Any) -> Settings:
+    """Reads settings, raising `SettingsError` with one line naming the (first) bad variable."""
+    secrets = Path(os.environ.get(PREFIX + "SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    try:
+        if secrets.is_dir():
+            return cls(_secrets_dir=secrets, **overrides)
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """`OUTRIGGER_DATABASE_URL: expected postgresql+psycopg://… (got 'nonsense')`."""
+    error = exc.errors(include_url=False)[0]
+    variable, *inside = [str(part) for part in error["loc"]] or ["settings"]
+    field = ".".join([variable.upper(), *inside])
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    secret = any(word in variable for word in ("secret", "key", "password"))
+    shown = "" if secret or isinstance(got, dict) or got is None else f" (got {str(got)[:60]!r})"
+    return f"{PREFIX}{field}: {message}{shown}"

@@ -1,0 +1,1 @@
+"""One package per service; each imports the kit and nothing of another service."""

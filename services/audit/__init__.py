@@ -1,0 +1,1 @@
+"""The audit service (arrives with its issue)."""

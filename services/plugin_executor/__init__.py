@@ -1,0 +1,1 @@
+"""The plugin-executor service (arrives with its issue)."""

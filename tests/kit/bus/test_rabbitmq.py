@@ -1,0 +1,112 @@
+"""The bus contract on RabbitMQ, plus the broker going away and coming back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from typing import Any
+
+import aio_pika
+import pytest
+
+from outrigger.bus import MessageBus
+from outrigger.bus.rabbitmq import RabbitMQBus
+from outrigger.errors import MessagingError
+from tests.kit.bus.contract import BusContract, Inbox, Names, event
+from tests.servers import start_rabbitmq, stop_rabbitmq
+
+pytestmark = pytest.mark.rabbitmq
+
+
+class TestRabbitMQBus(BusContract):
+    @pytest.fixture
+    def bus_url(self, amqp_url: str) -> str:
+        return amqp_url
+
+    def make_bus(self, url: str, **options: Any) -> MessageBus:
+        options.setdefault("timeout_seconds", 5.0)
+        return RabbitMQBus(url, source="tests/bus", reconnect_interval_seconds=0.5, **options)
+
+    async def forget(self, url: str, names: Names) -> None:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            for queue in names.queues:
+                for base in (queue, f"{queue}.dlq"):
+                    await channel.queue_delete(base)
+                    await channel.queue_delete(f"{base}.dlq")
+                    for attempt in range(1, 10):
+                        await channel.queue_delete(f"{base}.retry.{attempt}")
+            for exchange in names.exchanges:
+                await channel.exchange_delete(exchange)
+
+    async def test_work_and_delay_queues_are_quorum_queues(
+        self, bus: MessageBus, names: Names
+    ) -> None:
+        queue = names.queue()
+        await bus.subscribe(queue, [], Inbox(), max_attempts=3, retry_delay_seconds=0.5)
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [
+                "rabbitmqctl",
+                "-q",
+                "list_queues",
+                "name",
+                "type",
+                "arguments",
+                "--formatter",
+                "json",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        ours = {q["name"]: q for q in json.loads(listed.stdout) if q["name"].startswith(queue)}
+        assert set(ours) == {queue, f"{queue}.dlq", f"{queue}.retry.1", f"{queue}.retry.2"}
+        assert {q["type"] for q in ours.values()} == {"quorum"}
+        arguments = {name: {a[0]: a[2] for a in q["arguments"]} for name, q in ours.items()}
+        assert [arguments[f"{queue}.retry.{n}"]["x-message-ttl"] for n in (1, 2)] == [500, 1000]
+        assert arguments[f"{queue}.retry.1"]["x-dead-letter-routing-key"] == queue
+        assert arguments[queue]["x-dead-letter-exchange"] == "outrigger.dlx"
+
+    async def test_start_fails_fast_when_the_broker_is_unreachable(self) -> None:
+        bus = RabbitMQBus("amqp://guest:guest@127.0.0.1:1/", source="tests", timeout_seconds=2)
+        started = time.monotonic()
+        with pytest.raises(MessagingError, match="unreachable"):
+            await bus.start()
+        assert time.monotonic() - started < 3
+        await bus.close()
+
+    @pytest.mark.disruptive
+    async def test_the_same_bus_recovers_after_a_broker_restart(
+        self, new_bus: Any, names: Names
+    ) -> None:
+        exchange, queue = names.exchange(), names.queue()
+        bus = await new_bus(timeout_seconds=3.0)
+        inbox = Inbox()
+        await bus.subscribe(queue, [(exchange, "#")], inbox)
+        await bus.publish(exchange, "before", event())
+        await inbox.wait(1)
+        try:
+            await asyncio.to_thread(stop_rabbitmq)
+            with pytest.raises(MessagingError):
+                await bus.check()
+            with pytest.raises(MessagingError):
+                await bus.publish(exchange, "during", event())
+            with pytest.raises(MessagingError):
+                await bus.publish_many(exchange, [("during", event()) for _ in range(300)])
+        finally:
+            await asyncio.to_thread(start_rabbitmq)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await bus.check()
+                break
+            except MessagingError:
+                assert time.monotonic() < deadline, "the bus did not reconnect within 60s"
+                await asyncio.sleep(0.2)
+        await bus.publish(exchange, "after", after := event())
+        await inbox.wait(2, within=30)
+        assert after.id in inbox.ids
