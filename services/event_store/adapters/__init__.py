@@ -1,0 +1,1 @@
+"""Adapters of the event-store port: `postgres` (production) and `sqlite` (embedded)."""

@@ -1,0 +1,65 @@
+"""The event store's domain: models, rules, errors and the storage port. No I/O lives here."""
+
+from services.event_store.domain.errors import (
+    event_id_conflict,
+    stream_not_found,
+    tombstoned,
+    version_conflict,
+)
+from services.event_store.domain.models import (
+    ANY,
+    JSON,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    Direction,
+    EventData,
+    ExpectedVersion,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamMetadata,
+    StreamPage,
+    StreamState,
+)
+from services.event_store.domain.port import EventStore
+from services.event_store.domain.rules import (
+    MAX_EVENTS_PER_APPEND,
+    MAX_LOG_READ_LIMIT,
+    MAX_READ_LIMIT,
+    category,
+    check_stream_id,
+    expectation_failure,
+    parse_expected_version,
+    visible_from,
+)
+
+__all__ = [
+    "ANY",
+    "JSON",
+    "MAX_EVENTS_PER_APPEND",
+    "MAX_LOG_READ_LIMIT",
+    "MAX_READ_LIMIT",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "Direction",
+    "EventData",
+    "EventStore",
+    "ExpectedVersion",
+    "RecordedEvent",
+    "Snapshot",
+    "StreamInfo",
+    "StreamMetadata",
+    "StreamPage",
+    "StreamState",
+    "category",
+    "check_stream_id",
+    "event_id_conflict",
+    "expectation_failure",
+    "parse_expected_version",
+    "stream_not_found",
+    "tombstoned",
+    "version_conflict",
+    "visible_from",
+]

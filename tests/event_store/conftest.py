@@ -1,0 +1,87 @@
+"""Migrated databases for the event-store tests.
+
+PostgreSQL: one database per test session, `es_test_<random>`, created on the server, migrated
+with the real Alembic branch and dropped at the end. Concurrent test runs (other engineers, CI
+jobs) therefore never see each other's events, and the global log of this session starts at 1.
+Tests still use unique stream ids, so tests of one session do not depend on each other.
+
+SQLite: one migrated template per session, copied into each test's own folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+from outrigger.cli.migrate import upgrade
+from outrigger.settings import Settings
+from services.event_store.adapters.postgres_connection import conninfo
+from tests.conftest import POSTGRES_URL
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from services.event_store.domain import EventStore
+
+
+def database_url(url: str, name: str) -> str:
+    """`url` pointing at database `name` instead."""
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def create_database(url: str) -> str:
+    """Creates a fresh database beside the one of `url`; returns its URL."""
+    name = f"es_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(conninfo(database_url(url, "postgres")), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {url} does not answer ({exc}); start it")
+    return database_url(url, name)
+
+
+def drop_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    with psycopg.connect(conninfo(database_url(url, "postgres")), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def event_store_postgres_url() -> Iterator[str]:
+    url = create_database(POSTGRES_URL)
+    try:
+        upgrade(Settings(database_url=url))
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("event_store_template")
+    upgrade(Settings(database_url=f"sqlite+aiosqlite:///{folder / 'outrigger.db'}"))
+    return folder
+
+
+def copy_sqlite(template: Path, folder: Path) -> str:
+    """A migrated SQLite database in `folder` (main file + attached `event_store` file)."""
+    for file in template.glob("*.db"):
+        shutil.copy(file, folder / file.name)
+    return f"sqlite+aiosqlite:///{folder / 'outrigger.db'}"
+
+
+async def settle(store: EventStore, max_wait: float = 20.0) -> None:
+    """Waits until every appended event is in the global log (runs the sequencer's step)."""
+    async with asyncio.timeout(max_wait):
+        while True:
+            await store.sequence_batch()
+            if await store.sequencer_delay() is None:
+                return
+            await asyncio.sleep(0.01)
