@@ -1,0 +1,1 @@
+"""The cache service (arrives with its issue)."""

@@ -1,0 +1,95 @@
+"""Wiring: the cache's app, with the store, the bus, the invalidation consumer and the probes.
+
+`outrigger serve cache` (or `python -m services.cache`) calls `build_app()`. Everything that
+does I/O is built in the lifespan and closed there, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import math
+from typing import TYPE_CHECKING
+
+from outrigger.audit_trail import AuditTrail
+from outrigger.bus import connect_bus
+from outrigger.http import add_readiness_check, create_app
+from outrigger.settings import load_settings
+from services.cache.adapters import build_store
+from services.cache.api import HOT_ROUTES, ROUTERS
+from services.cache.api.context import Cache
+from services.cache.consumers import QUEUE, subscribe_invalidations
+from services.cache.domain import MAX_BATCH_KEYS
+from services.cache.metrics import watch_store
+from services.cache.settings import CacheSettings
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from fastapi import FastAPI
+
+STATS_INTERVAL_SECONDS = 5.0
+BATCH_ENTRY_OVERHEAD_BYTES = 4096
+DESCRIPTION = """Namespaced entries with TTLs, ETags, tags, batches and stampede protection,
+and fenced distributed locks, on Redis (or in memory with `OUTRIGGER_REDIS_URL=memory://`).
+Entries tagged `stream:<id>` are invalidated when the event store records an event on that
+stream."""
+
+
+def body_limit(settings: CacheSettings) -> int:
+    """The app's request body limit: an `:mset` of the largest batch in base64 JSON. A PUT
+    enforces the (smaller) value limit itself, while it reads the body."""
+    batch = math.ceil(settings.cache_max_batch_bytes * 4 / 3)
+    return max(settings.cache_max_value_bytes, batch + MAX_BATCH_KEYS * BATCH_ENTRY_OVERHEAD_BYTES)
+
+
+def build_app(settings: CacheSettings | None = None, *, invalidation_queue: str = QUEUE) -> FastAPI:
+    """The cache service; settings from the environment unless given (tests pass them)."""
+    settings = settings or load_settings(CacheSettings)
+    settings = settings.model_copy(update={"max_body_bytes": body_limit(settings)})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            store = build_store(settings)
+            stack.push_async_callback(store.close)
+            await store.start()
+            bus = connect_bus(settings.amqp_url, source="cache", prefetch=settings.amqp_prefetch)
+            stack.push_async_callback(bus.close)
+            await bus.start()
+            audit = AuditTrail(bus, "cache")
+            subscription = await subscribe_invalidations(
+                bus, store, audit, queue=invalidation_queue
+            )
+            stack.push_async_callback(subscription.cancel)
+            watcher = asyncio.create_task(watch_store(store, STATS_INTERVAL_SECONDS))
+            stack.push_async_callback(_stop, watcher)
+            app.state.cache = Cache(store, audit, settings.cache_max_value_bytes)
+            add_readiness_check(app, "cache", store.check)
+            add_readiness_check(app, "bus", bus.check)
+            freeze_startup_objects()
+            yield
+
+    app = create_app("cache", settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION)
+    app.router.routes[0:0] = HOT_ROUTES  # matched before any router (see `entries.READ_ROUTE`)
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Moves everything built so far out of the collector's reach (`gc.freeze`).
+
+    Imports and wiring leave ~110,000 long-lived objects that every full collection walked,
+    which showed as 50-130 ms stalls in the GET benchmark: p99 113-134 ms before, 17-21 ms
+    after, and 30 % more throughput. Nothing built at startup is garbage, so nothing is lost.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancels `task` and waits for it, cancelling again should a library swallow the first
+    cancellation (on Python 3.11, `asyncio.wait_for` inside redis-py can)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)

@@ -1,0 +1,77 @@
+"""The cache service's settings: size limits, TTLs per namespace, and the Redis pool.
+
+`OUTRIGGER_REDIS_URL` (from the kit) picks the adapter: `memory://` for the embedded one,
+`redis://`, `rediss://` or `unix://` for Redis. TTLs per namespace are a JSON object in seconds:
+
+    OUTRIGGER_CACHE_NAMESPACE_TTLS='{"users": {"default": 60, "max": 3600}}'
+
+A namespace not listed there uses `OUTRIGGER_CACHE_DEFAULT_TTL_SECONDS` and
+`OUTRIGGER_CACHE_MAX_TTL_SECONDS`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from outrigger.settings import Settings
+from services.cache.domain import NAMESPACE_PATTERN, CacheLimits, TtlPolicy
+
+MIB = 1024 * 1024
+
+
+class NamespaceTtl(BaseModel):
+    """One namespace's TTLs, in seconds (fractions allowed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: float = Field(gt=0)
+    max: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> NamespaceTtl:
+        if self.default > self.max:
+            raise ValueError(f"default {self.default:g} s is above max {self.max:g} s")
+        return self
+
+    def policy(self) -> TtlPolicy:
+        return TtlPolicy(default_ms=round(self.default * 1000), max_ms=round(self.max * 1000))
+
+
+class CacheSettings(Settings):
+    cache_max_value_bytes: int = Field(MIB, ge=1, le=512 * MIB)
+    cache_max_batch_bytes: int = Field(16 * MIB, ge=1, le=512 * MIB)
+    cache_default_ttl_seconds: float = Field(300.0, gt=0)
+    cache_max_ttl_seconds: float = Field(86_400.0, gt=0)
+    cache_namespace_ttls: dict[str, NamespaceTtl] = Field(default_factory=dict)
+    cache_key_prefix: str = Field("oc", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    cache_redis_pool_size: int = Field(50, ge=1, le=10_000)
+    cache_redis_timeout_seconds: float = Field(2.0, gt=0)
+    cache_sweep_interval_seconds: float = Field(1.0, gt=0)
+
+    @field_validator("cache_namespace_ttls")
+    @classmethod
+    def _namespace_names(cls, value: dict[str, NamespaceTtl]) -> dict[str, NamespaceTtl]:
+        for name in value:
+            if not NAMESPACE_PATTERN.fullmatch(name):
+                raise ValueError(f"namespace {name!r} must be 1-64 characters of a-z, 0-9, _, -")
+        return value
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> CacheSettings:
+        if self.cache_default_ttl_seconds > self.cache_max_ttl_seconds:
+            raise ValueError(
+                f"cache_default_ttl_seconds {self.cache_default_ttl_seconds:g} is above "
+                f"cache_max_ttl_seconds {self.cache_max_ttl_seconds:g}"
+            )
+        return self
+
+    def limits(self) -> CacheLimits:
+        """The domain's view of these settings, handed to the store."""
+        return CacheLimits(
+            max_value_bytes=self.cache_max_value_bytes,
+            max_batch_bytes=self.cache_max_batch_bytes,
+            ttl=NamespaceTtl(
+                default=self.cache_default_ttl_seconds, max=self.cache_max_ttl_seconds
+            ).policy(),
+            namespaces={name: ttl.policy() for name, ttl in self.cache_namespace_ttls.items()},
+        )

@@ -1,0 +1,138 @@
+"""`CacheClient`, the Python SDK of the cache, against the service built inline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from outrigger.clients import CacheClient
+from outrigger.clients.cache import LockLost
+from outrigger.errors import Conflict, PreconditionFailed
+from outrigger.resilience import Policy
+from tests.cache.http_support import ALL, CacheApi, Service, bearer, unique
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+
+class Partition(httpx.AsyncBaseTransport):
+    """Passes requests to the app, except those `cut` says the network drops."""
+
+    def __init__(self, app: object, cut: Callable[[httpx.Request], bool]) -> None:
+        self.inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        self.cut = cut
+        self.down = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down and self.cut(request):
+            raise httpx.ConnectError("network partition", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+def client(service: Service, transport: httpx.AsyncBaseTransport | None = None) -> CacheClient:
+    token = bearer(service.settings, *ALL)["Authorization"].removeprefix("Bearer ")
+    return CacheClient(
+        "http://cache",
+        token=token,
+        policy=Policy(unique("cache")),
+        transport=transport or httpx.ASGITransport(app=service.app),
+    )
+
+
+class TestCacheClient(CacheApi):
+    @pytest.fixture
+    async def cache(self, service: Service) -> AsyncIterator[CacheClient]:
+        async with client(service) as cache:
+            yield cache
+
+    async def test_entries_round_trip_with_their_conditions(
+        self, cache: CacheClient, ns: str
+    ) -> None:
+        version = await cache.put(ns, "a/b?c", b"\x00bytes", ttl=30, tags=["stream:s"])
+        found = await cache.get(ns, "a/b?c")
+        assert found is not None
+        assert (found.value, found.version, found.tags) == (b"\x00bytes", version, {"stream:s"})
+        assert 29 <= found.max_age <= 30
+        await cache.put(ns, "..", "text")
+        text = await cache.get(ns, "..")
+        assert text is not None
+        assert (text.value, text.content_type) == (b"text", "text/plain; charset=utf-8")
+        with pytest.raises(PreconditionFailed) as stale:
+            await cache.put(ns, "a/b?c", b"x", if_match="not-the-version")
+        assert stale.value.extensions["current_version"] == version
+        with pytest.raises(PreconditionFailed):
+            await cache.put(ns, "a/b?c", b"x", if_absent=True)
+        assert await cache.put(ns, "a/b?c", b"y", if_match=version) != version
+        assert await cache.delete(ns, "a/b?c") is True
+        assert await cache.delete(ns, "a/b?c") is False
+        assert await cache.get(ns, "a/b?c") is None
+
+    async def test_batches_invalidation_and_fill_leases(self, cache: CacheClient, ns: str) -> None:
+        versions = await cache.mset(ns, {"a": b"1", "b": "2"}, tags=["t"])
+        assert set(versions) == {"a", "b"}
+        found = await cache.mget(ns, ["a", "b", "missing"])
+        assert {key: value.value for key, value in found.items()} == {"a": b"1", "b": b"2"}
+        assert await cache.invalidate(ns, tags=["t"]) == 2
+        assert await cache.invalidate(ns, prefix="") == 0
+
+        first = await cache.lookup(ns, "k")
+        assert first.value is None
+        assert first.lease_token is not None
+        second = await cache.lookup(ns, "k")
+        assert (second.lease_token, second.value) == (None, None)
+        assert second.retry_after_ms > 0
+        await cache.put(ns, "k", b"filled", fill_lease=first.lease_token)
+        third = await cache.lookup(ns, "k")
+        assert third.value is not None
+        assert third.value.value == b"filled"
+
+    async def test_a_held_lock_is_renewed_in_the_background_and_released(
+        self, cache: CacheClient, service: Service
+    ) -> None:
+        resource = unique("job")
+        async with cache.lock(resource, ttl_ms=300) as lease:
+            await asyncio.sleep(1.0)  # three lease lengths: only renewals keep it
+            with pytest.raises(Conflict):
+                async with cache.lock(resource, ttl_ms=300):
+                    pass
+            assert not lease.lost.is_set()
+        async with cache.lock(resource, ttl_ms=300) as next_lease:
+            assert next_lease.fence > lease.fence
+
+    async def test_a_lock_taken_by_another_holder_is_reported_lost(
+        self, cache: CacheClient, service: Service
+    ) -> None:
+        resource = unique("job")
+        store = service.app.state.cache.store
+        with pytest.raises(LockLost, match="another holder took the lock"):
+            async with cache.lock(resource, ttl_ms=300) as lease:
+                await store.release(resource, lease.token)  # as if its lease had run out
+                taker = await store.acquire(resource, 5000)
+                await asyncio.wait_for(lease.lost.wait(), timeout=1.0)
+        assert taker.fence > lease.fence
+
+    async def test_a_holder_cut_off_from_the_service_learns_its_lease_ran_out(
+        self, service: Service
+    ) -> None:
+        partition = Partition(service.app, lambda request: request.url.path.endswith(":renew"))
+        async with client(service, partition) as cache:
+            with pytest.raises(LockLost, match="no renewal succeeded"):
+                async with cache.lock(unique("job"), ttl_ms=300) as lease:
+                    partition.down = True
+                    started = time.monotonic()
+                    await asyncio.wait_for(lease.lost.wait(), timeout=2.0)
+                    assert time.monotonic() - started < 0.6  # the lease (300 ms), not later
+
+    async def test_an_error_in_the_block_propagates_and_the_lock_is_released(
+        self, cache: CacheClient
+    ) -> None:
+        resource = unique("job")
+        with pytest.raises(ZeroDivisionError):
+            async with cache.lock(resource, ttl_ms=5000):
+                _ = 1 / 0
+        async with cache.lock(resource, ttl_ms=5000) as lease:
+            assert not lease.lost.is_set()
