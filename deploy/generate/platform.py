@@ -1,0 +1,102 @@
+"""The one list of deployed services and the backends they reach.
+
+Adding a service to the deployment is one entry in `DEPLOYED`, then
+`.venv/bin/python -m deploy.generate`: its compose block, scrape target, Kubernetes objects and
+dashboards follow. Ports come from `outrigger.catalog`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from outrigger import catalog
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    setting: str  # the OUTRIGGER_* variable (and secret file) holding its URL
+    port: int
+    k8s_name: str  # the app.kubernetes.io/name its pods carry
+
+
+POSTGRES = Backend("postgres", "OUTRIGGER_DATABASE_URL", 5432, "postgresql")
+REDIS = Backend("redis", "OUTRIGGER_REDIS_URL", 6379, "redis")
+RABBITMQ = Backend("rabbitmq", "OUTRIGGER_AMQP_URL", 5672, "rabbitmq")
+
+# Every service verifies tokens and may encrypt fields; production refuses to start without them.
+COMMON_SECRETS = ("OUTRIGGER_JWT_SECRET", "OUTRIGGER_STEALTH_KEYS")
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    fed_by: str  # the service whose events fill it
+
+
+@dataclass(frozen=True)
+class Deployed:
+    name: str
+    backends: tuple[Backend, ...]
+    queues: tuple[Queue, ...] = ()
+    cpu_request: str = "100m"
+    memory_request: str = "128Mi"
+    memory_limit: str = "512Mi"
+
+    @property
+    def info(self) -> catalog.ServiceInfo:
+        return catalog.service(self.name)
+
+    @property
+    def port(self) -> int:
+        return self.info.port
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(backend.setting for backend in self.backends) + COMMON_SECRETS
+
+
+DEPLOYED: tuple[Deployed, ...] = (
+    Deployed("event-store", (POSTGRES, RABBITMQ), cpu_request="250m", memory_request="256Mi"),
+    Deployed(
+        "cache",
+        (REDIS, RABBITMQ),
+        queues=(Queue("cache.invalidations", fed_by="event-store"),),
+    ),
+)
+
+SHUTDOWN_GRACE_SECONDS = 25  # OUTRIGGER_SHUTDOWN_GRACE_SECONDS: how long a drain may take
+PRE_STOP_SECONDS = 5  # endpoints stop routing to a terminating pod before it drains
+
+
+def deployed(name: str) -> Deployed:
+    for service in DEPLOYED:
+        if service.name == name:
+            return service
+    raise KeyError(name)
+
+
+# Who has to be running for a query to return data (the live Prometheus test checks this).
+# A service name means that service; these tokens mean a property of the running set.
+ANY_SERVICE = "any-service"
+ANY_CONSUMER = "any-consumer"  # a running service declares queues
+EVENT_FLOW = "event-flow"  # a running consumer and the service feeding its queue
+ANY_DATABASE_USER = "any-database-user"
+
+
+def owners_running(owners: frozenset[str], running: set[str]) -> bool:
+    """Whether every owner is satisfied by the running services (names from the catalog)."""
+    present = [service for service in DEPLOYED if service.name in running]
+
+    def satisfied(owner: str) -> bool:
+        if owner == ANY_SERVICE:
+            return bool(present)
+        if owner == ANY_CONSUMER:
+            return any(service.queues for service in present)
+        if owner == EVENT_FLOW:
+            return any(queue.fed_by in running for service in present for queue in service.queues)
+        if owner == ANY_DATABASE_USER:
+            return any(POSTGRES in service.backends for service in present)
+        return owner in running
+
+    return all(satisfied(owner) for owner in owners)
