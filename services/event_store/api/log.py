@@ -1,0 +1,37 @@
+"""The global log: every event in commit order, at contiguous positions 1, 2, 3 ..."""
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Response
+
+from services.event_store.api.context import Reader, Service
+from services.event_store.api.models import EventOut, LogPageOut
+from services.event_store.domain import MAX_LOG_READ_LIMIT
+
+router = APIRouter(prefix="/v1", tags=["log"])
+
+
+@router.get("/log")
+async def read_log(
+    service: Service,
+    response: Response,
+    _: Reader,
+    after: Annotated[int, Query(ge=0, description="The last position already read.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_READ_LIMIT)] = 1000,
+    category: Annotated[str | None, Query(description="Only streams `<category>-…`.")] = None,
+    type: Annotated[str | None, Query(description="Only events of this type.")] = None,
+) -> LogPageOut:
+    """Events with positions above `after`, oldest first; follow it with `next`."""
+    filtered = category is not None or type is not None
+    head = await service.store.head_position() if filtered else 0
+    events = await service.store.read_log(after, limit, category=category, event_type=type)
+    next_after = (events[-1].global_position or after) if events else after
+    if filtered and len(events) < limit:
+        next_after = max(next_after, head)  # no match up to the head seen before reading
+    query = {"after": next_after, "limit": limit, "category": category, "type": type}
+    following = "/v1/log?" + urlencode({k: v for k, v in query.items() if v is not None})
+    response.headers["Link"] = f'<{following}>; rel="next"'
+    return LogPageOut.model_construct(
+        events=[EventOut.of(event) for event in events], next_after=next_after, next=following
+    )

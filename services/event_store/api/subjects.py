@@ -1,0 +1,23 @@
+"""Subjects: forgetting one erases its personal data from every event (crypto-shredding)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from services.event_store.api.context import Admin, Service
+
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+
+
+@router.delete("/{subject}", status_code=204)
+async def forget(
+    subject: Annotated[str, Path(min_length=1, max_length=200)], service: Service, admin: Admin
+) -> None:
+    """Deletes the subject's key: its sensitive fields read back as the erased marker, for good.
+
+    Idempotent: forgetting a subject again (or one never seen) changes nothing.
+    """
+    had_key = await service.shredder.forget(subject)
+    await service.audit.record(
+        "subject_forgotten", actor=admin.subject, target=subject, details={"had_key": had_key}
+    )
