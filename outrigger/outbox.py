@@ -36,6 +36,7 @@ from sqlalchemy import (
 
 from outrigger.bus import CloudEvent
 from outrigger.errors import InfrastructureError
+from outrigger.tasks import stop_task
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -189,11 +190,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.table.fullname}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _run(self) -> None:
         delay = self.interval
