@@ -96,12 +96,15 @@ class ServiceClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         expect: Collection[int] = (200,),
+        idempotent: bool = False,
     ) -> httpx.Response:
         """Sends one request under the policy and returns the response if its status is expected.
 
         `json` is serialised with orjson; `content` sends raw bytes instead (not both).
-        Failed attempts are retried only for idempotent methods, or for any method when the
-        request never reached the server (connection refused, pool exhausted). Raises:
+        Failed attempts are retried only for idempotent methods or requests marked `idempotent`
+        (sending them twice does what sending once does, e.g. events with their ids), or for
+        any method when the request never reached the server (connection refused, pool
+        exhausted). Raises:
 
         - the `outrigger.errors` class named by an RFC 9457 problem body's `type` (else chosen
           by status), with the body's `detail`, `errors` and extension members kept;
@@ -135,7 +138,9 @@ class ServiceClient:
             return response
 
         def retryable(exc: BaseException) -> bool:
-            return method in IDEMPOTENT_METHODS or isinstance(exc.__cause__, _NEVER_SENT)
+            return (
+                idempotent or method in IDEMPOTENT_METHODS or isinstance(exc.__cause__, _NEVER_SENT)
+            )
 
         return await self.policy.call(exchange, retry_if=retryable)
 

@@ -8,7 +8,9 @@
             print(event["global_position"], event["type"])
 
 `append` gives every event without an `id` a new one before sending, so resending the same
-batch after a failure is safe: the store recognises it and answers with the first result.
+batch after a failure is safe: the store recognises it and answers with the first result. The
+client does so itself, under its retry policy, when an answer is lost (a dropped connection,
+a timeout, a 503); to retry after `append` has raised, pass the events with their `id`s.
 `subscribe` follows the global log over Server-Sent Events and reconnects by itself (with
 `Last-Event-ID`, so nothing is missed or repeated) when the connection drops or the server
 drops a client that fell behind.
@@ -88,7 +90,7 @@ class EventStoreClient(ServiceClient):
         batch = [{"id": str(uuid.uuid4()), **event} for event in events]
         body = {"expected_version": expected_version, "events": batch}
         response = await self._request(
-            "POST", f"{_stream(stream_id)}/events", json=body, expect=(200, 201)
+            "POST", f"{_stream(stream_id)}/events", json=body, expect=(200, 201), idempotent=True
         )
         return {**self._json(response), "replayed": response.status_code == 200}
 
@@ -185,7 +187,8 @@ class EventStoreClient(ServiceClient):
 
         Reconnects after a dropped connection or a `dropped` event, resuming after the last
         event received. A connection silent for `idle_timeout` seconds (no event, no heartbeat)
-        counts as dropped. Errors the service answers (401, 403, 410 ...) are raised.
+        counts as dropped. Errors the service answers (401, 403, 410 ...) are raised, and so is
+        `ExternalServiceError` (`Timeout`) when the first connection cannot be made at all.
         """
         params: dict[str, Any]
         if stream_id is not None:
@@ -196,6 +199,7 @@ class EventStoreClient(ServiceClient):
         query = {key: value for key, value in params.items() if value is not None}
         last: int | None = None
         failures = 0
+        first = True
         while True:
             headers = {"Accept": "text/event-stream"}
             if last is not None:
@@ -205,8 +209,12 @@ class EventStoreClient(ServiceClient):
                     failures = 0
                     last = event["global_position"]
                     yield event
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if first:  # a wrong URL, or the service is not running: say so, do not wait
+                    raise self._unreachable("GET", path, exc) from exc
             except (httpx.TransportError, InfrastructureError):
                 pass  # reconnect, resuming after `last`
+            first = False
             await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
             failures += 1
 

@@ -2,7 +2,8 @@
 
 Each command talks to a running event store (`--url`, default http://127.0.0.1:8002) with a
 bearer token (`--token`, default `$OUTRIGGER_TOKEN`; `outrigger token` mints one) and prints
-JSON, one event per line for `read` and `tail`.
+JSON, one event per line for `read` and `tail`. Bad input, whether click or the service refuses
+it, is one line on stderr and exit code 2; any other failure is one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -10,17 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
 
 from outrigger.clients import EventStoreClient
+from outrigger.errors import InvalidInput
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
 DEFAULT_URL = "http://127.0.0.1:8002"
+EXIT_BAD_INPUT = 2
+
+
+def _bad_input(message: str) -> NoReturn:
+    click.echo(f"outrigger: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
 
 
 def _connection(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,7 +37,10 @@ def _connection(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--token", envvar="OUTRIGGER_TOKEN", help="Bearer token [env OUTRIGGER_TOKEN].")
     @functools.wraps(command)
     def with_client(url: str, token: str | None, **options: Any) -> None:
-        asyncio.run(_with(EventStoreClient(url, token=token), command, options))
+        try:
+            asyncio.run(_with(EventStoreClient(url, token=token), command, options))
+        except InvalidInput as exc:
+            _bad_input(exc.detail)
 
     return with_client
 
@@ -49,6 +61,8 @@ def _echo(value: Any) -> None:
 def _json(_ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     if value is None:
         return None
+    if value == "-":
+        value = sys.stdin.read()
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -59,7 +73,17 @@ def _expected(_ctx: click.Context, _param: click.Parameter, value: str) -> str |
     return int(value) if value.isdecimal() else value
 
 
-@click.group("events")
+class _Events(click.Group):
+    """A command given bad arguments says why in one line (not the usage text), exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            _bad_input(exc.format_message())
+
+
+@click.group("events", cls=_Events)
 def commands() -> None:
     """Append to, read and follow the event store."""
 
@@ -67,7 +91,9 @@ def commands() -> None:
 @commands.command()
 @click.argument("stream_id")
 @click.option("--type", "event_type", required=True, help="The event type.")
-@click.option("--data", required=True, callback=_json, help="The event data, as JSON.")
+@click.option(
+    "--data", required=True, callback=_json, help='The event data, as JSON ("-": read stdin).'
+)
 @click.option("--metadata", callback=_json, help="The event metadata, as a JSON object.")
 @click.option("--id", "event_id", help="The event id (a UUID); retries with it are replays.")
 @click.option(
@@ -138,7 +164,7 @@ async def tail(
     stream_id: str | None,
     count: int | None,
 ) -> None:
-    """Print the log's events from AFTER, then new ones as they come (Ctrl-C stops)."""
+    """Print the log's events from AFTER, then new ones live; stops after --count or Ctrl-C."""
     seen = 0
     events = client.subscribe(
         after=after, category=category, event_type=event_type, stream_id=stream_id

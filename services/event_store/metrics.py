@@ -7,14 +7,13 @@ seconds in the background, never per scrape, so scrapes stay cheap and cannot lo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
 from outrigger.errors import Conflict, OutriggerError
+from outrigger.tasks import Periodic
 from services.event_store.domain import ANY
 
 if TYPE_CHECKING:
@@ -86,8 +85,7 @@ class GaugeRefresher:
     def __init__(self, store: EventStore, *, relay_checkpoint: str, interval: float) -> None:
         self._store = store
         self._relay_checkpoint = relay_checkpoint
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(self._refresh_or_warn, interval, name="event-store-gauges")
 
     async def refresh(self) -> None:
         """One refresh of every gauge (the background task calls it; tests may too)."""
@@ -99,20 +97,13 @@ class GaugeRefresher:
         OLDEST_TRANSACTION.set(await self._store.oldest_transaction_age() or 0.0)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="event-store-gauges")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._periodic.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except OutriggerError as exc:
-                log.warning("cannot refresh the event store gauges: %s", exc.detail)
-            await asyncio.sleep(self._interval)
+    async def _refresh_or_warn(self) -> None:
+        try:
+            await self.refresh()
+        except OutriggerError as exc:
+            log.warning("cannot refresh the event store gauges: %s", exc.detail)

@@ -17,7 +17,6 @@ stored checkpoint. On SQLite there is one process, which always leads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +25,7 @@ from prometheus_client import Counter, Gauge
 
 from outrigger.bus import CloudEvent
 from outrigger.errors import OutriggerError
+from outrigger.tasks import stop_task
 from services.event_store.adapters.postgres_connection import connect
 from services.event_store.domain import category
 
@@ -156,11 +156,9 @@ class Relay:
             self._task = asyncio.create_task(self._run(), name="event-store-relay")
 
     async def stop(self) -> None:
+        """Cancels the relay and waits until it has stopped (see `stop_task`)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def publish_batch(self) -> int:
         """Publishes the next batch after the checkpoint, then moves the checkpoint past it.

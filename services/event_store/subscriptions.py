@@ -273,7 +273,10 @@ class LogSubscriptions:
                     sent = position(event)
                 covered = reached
             follower = Follower(wanted, self._max_buffered)
-            tail_at = self._tail.join(follower, covered)
+            # joined at the head at most: a start beyond it (a position from another store) would
+            # move the shared tail there and hold back every other subscriber of this process
+            head = await self._store.head_position()
+            tail_at = self._tail.join(follower, min(covered, head))
             try:
                 async for batch, reached in self._catch_up(wanted, covered, tail_at):
                     for event in await self._reveal(batch):

@@ -218,6 +218,11 @@ class PostgresEventStore:
             raise tombstoned(stream_id)
         if info.deleted:
             raise stream_not_found(stream_id)
+        if info.version is not None and version <= info.version:
+            raise InvalidInput(
+                f'snapshot version {version} is from before stream "{stream_id}" was deleted; '
+                "snapshot a version appended since"
+            )
         raise InvalidInput(
             f'snapshot version {version} is past the end of stream "{stream_id}" '
             f"(at {info.version}); snapshot a version the stream has"

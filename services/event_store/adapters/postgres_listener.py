@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from outrigger.tasks import stop_task
 from services.event_store.adapters.postgres_connection import connect
 from services.event_store.adapters.postgres_sql import HEAD
 
@@ -41,10 +42,7 @@ class LogListener:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:

@@ -12,13 +12,13 @@ over; the cursor lives in the database, so nothing is lost or moved twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import psycopg
 from prometheus_client import Counter, Gauge
 
+from outrigger.tasks import stop_task
 from services.event_store.adapters.postgres_connection import connect
 from services.event_store.adapters.postgres_sql import SEQUENCE_BATCH
 
@@ -59,10 +59,7 @@ class PostgresSequencer:
     async def stop(self) -> None:
         """Stops sequencing; closing the connection hands leadership to another replica."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:

@@ -81,7 +81,7 @@ DROP_SNAPSHOT = "DELETE FROM event_store.snapshots WHERE stream_id = %s"
 SAVE_SNAPSHOT = """
 INSERT INTO event_store.snapshots (stream_id, version, state)
 SELECT stream_id, %(version)s, %(state)s::jsonb FROM event_store.streams
- WHERE stream_id = %(stream)s AND NOT deleted AND version >= %(version)s
+ WHERE stream_id = %(stream)s AND NOT deleted AND %(version)s BETWEEN deleted_before AND version
 ON CONFLICT (stream_id) DO UPDATE
    SET version = EXCLUDED.version, state = EXCLUDED.state, created_at = now()
 RETURNING created_at

@@ -9,14 +9,13 @@ half an append.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from outrigger.db import Database
 from outrigger.errors import InvalidInput, OutriggerError
 from outrigger.settings import Settings
+from outrigger.tasks import Periodic
 from services.event_store.adapters import sqlite_sql as sql
 from services.event_store.adapters.codec import dumps, loads
 from services.event_store.adapters.head_watch import HeadWatch
@@ -54,10 +53,9 @@ class SqliteEventStore:
     def __init__(self, database: Database, *, poll_interval: float = 0.5, owned: bool = False):
         self._db = database
         self._owned = owned
-        self._poll_interval = poll_interval
         self._tx = SqliteTransactions(database)
         self._watch = HeadWatch()
-        self._poller: asyncio.Task[None] | None = None
+        self._poller = Periodic(self._poll, poll_interval, name="event-store-log-poller")
 
     @classmethod
     def open(cls, url: str, **options: Any) -> SqliteEventStore:
@@ -70,11 +68,7 @@ class SqliteEventStore:
         return cls(Database.from_settings(settings, schemas=[SCHEMA]), owned=True)
 
     async def close(self) -> None:
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+        await self._poller.stop()
         if self._owned:
             await self._db.dispose()
 
@@ -224,19 +218,16 @@ class SqliteEventStore:
         return head
 
     async def wait_for_log(self, after_position: int, *, max_wait: float) -> int:
-        if self._poller is None:
-            self._poller = asyncio.create_task(self._poll(), name="event-store-log-poller")
+        self._poller.start()
         if self._watch.head <= after_position:
             await self.head_position()
         return await self._watch.wait(after_position, max_wait)
 
     async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                await self.head_position()
-            except OutriggerError as exc:
-                log.warning("cannot read the log head (%s); retrying", exc.detail)
+        try:
+            await self.head_position()
+        except OutriggerError as exc:
+            log.warning("cannot read the log head (%s); retrying", exc.detail)
 
     async def save_snapshot(self, stream_id: str, version: int, state: JSON) -> Snapshot:
         check.check_stream_id(stream_id)
@@ -253,6 +244,11 @@ class SqliteEventStore:
                     f'snapshot version {version} is past the end of stream "{stream_id}" '
                     f"(at {stream.version if stream.version >= 0 else None}); "
                     "snapshot a version the stream has"
+                )
+            if version < stream.deleted_before:
+                raise InvalidInput(
+                    f'snapshot version {version} is from before stream "{stream_id}" was deleted; '
+                    "snapshot a version appended since"
                 )
             now = now_us()
             await connection.execute(sql.SAVE_SNAPSHOT, {**params, "now": now})

@@ -140,8 +140,9 @@ class EventStore(Protocol):
         """Stores `state` as folded from the stream's events up to `version`; the latest saved
         snapshot replaces the previous one (only one is kept per stream).
 
-        `version` must be an existing version of the stream (`InvalidInput` otherwise); unknown
-        or soft-deleted stream: `NotFound`; tombstoned: `Gone`. Deletes drop the snapshot.
+        `version` must be an existing version of the stream, appended since its last soft delete
+        (`InvalidInput` otherwise); unknown or soft-deleted stream: `NotFound`; tombstoned:
+        `Gone`. Deletes drop the snapshot.
         """
         ...
 

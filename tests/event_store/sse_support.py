@@ -1,0 +1,218 @@
+"""What the Server-Sent Events tests share: the app served by a real uvicorn server (with its
+audit inbox), and a reader that parses the SSE frames of a streaming response.
+
+The server's sockets, and those of `slow_client`, have small fixed kernel buffers (no
+autotuning), so a client that stops reading blocks the server after a few hundred kilobytes
+on any machine, and the slow-client tests need not write megabytes to get there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+import uvicorn
+
+from outrigger.bus import connect_bus
+from services.event_store.app import build_app
+from tests.event_store.api_support import AuditInbox, bearer, unique
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from fastapi import FastAPI
+
+    from outrigger.bus import MessageBus
+    from services.event_store.settings import EventStoreSettings
+
+FRAME_WAIT_SECONDS = 10.0
+SOCKET_BUFFER_BYTES = 32 * 1024
+
+
+@dataclass
+class Frame:
+    """One SSE frame: its fields, and the comment lines (heartbeats) it carried."""
+
+    id: str | None = None
+    event: str | None = None
+    data: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def position(self) -> int:
+        assert self.id is not None, f"a frame without an id: {self}"
+        return int(self.id)
+
+    @property
+    def is_heartbeat(self) -> bool:
+        return bool(self.comments) and (self.id, self.event, self.data) == (None, None, [])
+
+    def json(self) -> Any:
+        return orjson.loads("\n".join(self.data))
+
+
+class EndOfStream(Exception):
+    """The server ended the response."""
+
+
+class SseReader:
+    """Parses `text/event-stream` lines into frames, one blank line ending each."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._lines = response.aiter_lines()
+
+    async def frame(self, max_wait: float = FRAME_WAIT_SECONDS) -> Frame:
+        """The next frame (heartbeats included); `EndOfStream` when the response ends."""
+        frame = Frame()
+        async with asyncio.timeout(max_wait):
+            async for line in self._lines:
+                if not line:
+                    if frame != Frame():
+                        return frame
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "":
+                    frame.comments.append(value)
+                elif name == "id":
+                    frame.id = value
+                elif name == "event":
+                    frame.event = value
+                elif name == "data":
+                    frame.data.append(value)
+        raise EndOfStream(f"the stream ended (unfinished frame: {frame})")
+
+    async def message(self, max_wait: float = FRAME_WAIT_SECONDS) -> Frame:
+        """The next frame that is not a heartbeat."""
+        while (frame := await self.frame(max_wait)).is_heartbeat:
+            pass
+        return frame
+
+    async def events_until_live(self) -> list[Frame]:
+        """The catch-up events, up to the `live` marker."""
+        events = []
+        while (frame := await self.message()).event != "live":
+            events.append(frame)
+        return events
+
+    async def events(self, count: int) -> list[Frame]:
+        """The next `count` events, skipping heartbeats and the `live` marker."""
+        events: list[Frame] = []
+        while len(events) < count:
+            frame = await self.message()
+            if frame.event is None:
+                events.append(frame)
+        return events
+
+
+@dataclass
+class Served:
+    """The event store behind a real uvicorn server, with a client holding every scope."""
+
+    url: str
+    settings: EventStoreSettings
+    http: httpx.AsyncClient
+    audit: AuditInbox
+
+    def as_(self, *scopes: str, subject: str = "tester") -> dict[str, str]:
+        return bearer(self.settings, *scopes, subject=subject)
+
+    @contextlib.asynccontextmanager
+    async def slow_client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """Another client, whose sockets have small receive buffers."""
+        option = (socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+        transport = httpx.AsyncHTTPTransport(socket_options=[option])
+        async with httpx.AsyncClient(
+            base_url=self.url, headers=bearer(self.settings), transport=transport
+        ) as client:
+            yield client
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self,
+        path: str = "/v1/subscribe",
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> AsyncIterator[SseReader]:
+        """An open SSE response of `path` (after checking it is one)."""
+        client = client or self.http
+        async with client.stream("GET", path, params=params, headers=headers) as response:
+            assert response.status_code == 200, (await response.aread()).decode()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            yield SseReader(response)
+
+
+class _Server(uvicorn.Server):
+    """Leaves the process's signal handlers alone (pytest owns them)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free port of 127.0.0.1 (small send buffers); its base URL."""
+    listener = socket.socket()
+    # accepted sockets inherit both (asyncio sets no TCP_NODELAY on sockets uvicorn was given)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=2)
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                assert not task.done(), "the server stopped while starting"
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+        listener.close()
+
+
+@contextlib.asynccontextmanager
+async def served(settings: EventStoreSettings) -> AsyncIterator[Served]:
+    """The app built from `settings`, served by uvicorn on a free port of 127.0.0.1."""
+    async with serving(build_app(settings)) as url:
+        bus: MessageBus = connect_bus(settings.amqp_url, source="tests")
+        await bus.start()
+        try:
+            audit = AuditInbox()
+            await bus.subscribe(unique("audit"), [("outrigger.audit", "event-store.#")], audit)
+            async with httpx.AsyncClient(
+                base_url=url, headers=bearer(settings), timeout=FRAME_WAIT_SECONDS
+            ) as http:
+                yield Served(url, settings, http, audit)
+        finally:
+            await bus.close()
+
+
+async def post_events(
+    http: httpx.AsyncClient, stream_id: str, *events: dict[str, Any], sequenced: bool = False
+) -> dict[str, Any]:
+    """Appends `events`; with `sequenced`, also waits until they are in the global log, so a
+    subscription opened next reads them while catching up (before its `live` marker)."""
+    response = await http.post(f"/v1/streams/{stream_id}/events", json={"events": list(events)})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    if sequenced:
+        read = f"/v1/streams/{stream_id}/events"
+        params = {"from_version": body["first_version"], "limit": len(events)}
+        async with asyncio.timeout(10):
+            while True:
+                page = (await http.get(read, params=params)).json()
+                if all(e["global_position"] is not None for e in page["events"]):
+                    return body
+                await asyncio.sleep(0.01)
+    return body

@@ -1,0 +1,93 @@
+"""The event store's metrics, as `/metrics` shows them, on the embedded and the PostgreSQL backend.
+
+Counters are process-wide, so each test compares before and after.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.event_store.metrics import GaugeRefresher
+from tests.event_store.api_support import (
+    BACKENDS,
+    Api,
+    append,
+    database_for,
+    event,
+    running,
+    settings_for,
+)
+from tests.event_store.suite import new_stream
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+COUNTERS = (
+    "outrigger_event_store_appends_total",
+    "outrigger_event_store_events_appended_total",
+    "outrigger_event_store_conflicts_total",
+    "outrigger_event_store_idempotent_replays_total",
+)
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_for(request.param, request, tmp_path)
+
+
+@pytest.fixture
+async def api(database: str, tmp_path: Path) -> AsyncIterator[Api]:
+    async with running(settings_for(database, tmp_path)) as api:
+        yield api
+
+
+async def scrape(api: Api) -> dict[str, float]:
+    """Every sample of `/metrics` by name (label-less samples: the event store's own)."""
+    response = await api.http.get("/metrics")
+    assert response.status_code == 200
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
+async def test_appends_events_conflicts_and_replays_are_counted(api: Api) -> None:
+    before = await scrape(api)
+    stream, retried = new_stream(), str(uuid.uuid4())
+    assert (await append(api, stream, event(1), event(2), expected="no_stream")).status_code == 201
+    assert (await append(api, stream, event(3), expected=0)).status_code == 409
+    assert (await append(api, stream, event(4, id=retried))).status_code == 201
+    assert (await append(api, stream, event(4, id=retried))).status_code == 200
+    after = await scrape(api)
+    grown = {name: after[name] - before.get(name, 0.0) for name in COUNTERS}
+    assert grown == {
+        "outrigger_event_store_appends_total": 2,
+        "outrigger_event_store_events_appended_total": 3,
+        "outrigger_event_store_conflicts_total": 1,
+        "outrigger_event_store_idempotent_replays_total": 1,
+    }
+
+
+async def test_the_gauges_show_the_head_and_the_relay_lag(api: Api) -> None:
+    stream = new_stream()
+    assert (await append(api, stream, event(1), event(2), event(3))).status_code == 201
+    store = api.app.state.event_store.store
+    head = await store.wait_for_log(0, max_wait=5.0)
+    while head < 3:  # PostgreSQL: the sequencer may still be filling the log
+        head = await store.wait_for_log(head, max_wait=5.0)
+    refresher = GaugeRefresher(store, relay_checkpoint=f"never-{new_stream()}", interval=60)
+    await refresher.refresh()
+    gauges = await scrape(api)
+    assert gauges["outrigger_event_store_head_position"] == head
+    assert gauges["outrigger_event_store_relay_lag_events"] == head  # that relay never ran
+    assert gauges["outrigger_event_store_sequencer_delay_seconds"] >= 0
+    assert gauges["outrigger_event_store_oldest_transaction_age_seconds"] >= 0
+    assert REGISTRY.get_sample_value("outrigger_event_store_subscribers") is not None
