@@ -25,35 +25,21 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from httpload import Figures, free_port, line, median, process, wait_http, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NAMESPACE = "bench"
-
-
-@dataclass(frozen=True)
-class Figures:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,49 +117,6 @@ def serve_cache_with_proposed_kit() -> None:
 # --- running things ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError as exc:
-            if getattr(exc, "code", None):  # an HTTP error status: the server answers
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer within {timeout:g} s") from exc
-            time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def process(
-    args: list[str], env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(
-        args,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    try:
-        yield child
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 def redis_cli(url: str, *args: str, stdin: bytes | None = None) -> str:
     parts = urlsplit(url)
     db = (parts.path or "/0").strip("/") or "0"
@@ -184,34 +127,16 @@ def redis_cli(url: str, *args: str, stdin: bytes | None = None) -> str:
     return result.stdout.decode().strip()
 
 
-_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk(target: Target, args: argparse.Namespace, body: Path | None) -> Figures:
-    command = ["wrk", "-c", str(args.connections), "-t", str(args.threads)]
-    command += ["-d", f"{args.duration}s", "--latency"]
-    if target.token:
-        command += ["-H", f"Authorization: Bearer {target.token}"]
-    if target.method == "PUT":
-        assert body is not None
-        command += ["-s", str(body)]
-    output = subprocess.run(
-        [*command, target.url], capture_output=True, text=True, check=True
-    ).stdout
-    found_rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    assert found_rps, output
-    rps = float(found_rps.group(1))
-
-    def percentile(label: str) -> float:
-        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        assert found, output
-        return float(found.group(1)) * _UNIT[found.group(2)]
-
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    sockets = re.search(r"Socket errors:.*", output)
-    if sockets:
-        print(f"    ({target.name} {target.method}: {sockets.group(0)})")
-    return Figures(rps, percentile("50"), percentile("99"), int(errors.group(1)) if errors else 0)
+def run_wrk(target: Target, args: argparse.Namespace, body: Path) -> Figures:
+    return wrk(
+        target.url,
+        connections=args.connections,
+        duration=args.duration,
+        threads=args.threads,
+        headers=[f"Authorization: Bearer {target.token}"] if target.token else [],
+        script=body if target.method == "PUT" else None,
+        label=f"{target.name} {target.method}",
+    )
 
 
 def redis_benchmark(url: str, args: argparse.Namespace) -> dict[str, Figures]:
@@ -230,8 +155,8 @@ def redis_benchmark(url: str, args: argparse.Namespace) -> dict[str, Figures]:
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     figures = {}
-    for line in output.splitlines()[1:]:
-        test, rps, _avg, _min, p50, _p95, p99, _max = (f.strip('"') for f in line.split(","))
+    for row in output.splitlines()[1:]:
+        test, rps, _avg, _min, p50, _p95, p99, _max = (f.strip('"') for f in row.split(","))
         figures[test] = Figures(float(rps), float(p50), float(p99))
     return figures
 
@@ -387,16 +312,12 @@ def measure(
     )
     for round_ in range(1, args.rounds + 1):
         print(f"round {round_}")
-        runs = [(f"{t.name} {t.method}", wrk(t, args, body)) for t in targets]
+        runs = [(f"{t.name} {t.method}", run_wrk(t, args, body)) for t in targets]
         ceiling = redis_benchmark(args.redis_url, args)
         runs += [(f"redis-benchmark {test}", ceiling[test]) for test in ("GET", "SET")]
         for name, figures in runs:
             results.setdefault(name, []).append(figures)
-            print(
-                f"  {name:<20} {figures.rps:>9,.0f} req/s  p50 {figures.p50_ms:6.2f} ms  "
-                f"p99 {figures.p99_ms:6.2f} ms"
-                + (f"  {figures.errors} non-2xx" if figures.errors else "")
-            )
+            print(line(name, figures))
     return results
 
 
@@ -407,15 +328,7 @@ def forget_prefix(url: str, prefix: str) -> None:
 
 
 def report(results: dict[str, list[Figures]]) -> None:
-    medians = {
-        name: Figures(
-            statistics.median(f.rps for f in runs),
-            statistics.median(f.p50_ms for f in runs),
-            statistics.median(f.p99_ms for f in runs),
-            sum(f.errors for f in runs),
-        )
-        for name, runs in results.items()
-    }
+    medians = {name: median(runs) for name, runs in results.items()}
     print("\nmedians")
     print("| target | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
     for name, figures in medians.items():

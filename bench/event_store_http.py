@@ -1,0 +1,276 @@
+"""Appends over HTTP: the event-store service beside a minimal FastAPI app doing one INSERT.
+
+In one run, on one throwaway PostgreSQL database (created, migrated, dropped), in interleaved
+rounds, with the same load tool (`wrk --latency`, 1, 8 and 32 connections, 1 and 100 events per
+request, each connection writing its own streams):
+
+- `event-store`: `outrigger serve event-store` as shipped (1 uvicorn worker, JWT on every
+  request, JSON access log to /dev/null, the sequencer running, the relay publishing every
+  event to a throwaway exchange on the real RabbitMQ with confirms), `POST
+  /v1/streams/{id}/events` with `expected_version: "any"`;
+- `minimal`: a bare FastAPI app (served by this script, same uvicorn) that parses the same body
+  and INSERTs the rows into a copy of the events table (`LIKE … INCLUDING ALL`), one statement
+  per request (`INSERT … SELECT FROM unnest` for 100), through a psycopg pool of the service's
+  size — no auth, no validation, no concurrency control, no log.
+
+Then the catch-up read rate over HTTP: the global log paged with `GET /v1/log?limit=1000`, and
+a Server-Sent Events subscription from position 0 to the head. Prints every run, then medians
+and the ratios the issue sets (single-event appends at 32 clients: >= 2,000/s, >= 0.8x minimal,
+p99 <= 50 ms). Bounded: at most 5 rounds of at most 30 s per cell.
+
+    .venv/bin/python bench/event_store_http.py                  # 3 rounds x 5 s
+    .venv/bin/python bench/event_store_http.py --rounds 5 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from fastapi import FastAPI, Request, Response  # module level: the annotations resolve here
+from httpload import Figures, free_port, line, median, process, wait_http, wrk
+
+from outrigger.auth import TokenIssuer
+from outrigger.cli.migrate import upgrade
+from outrigger.settings import Settings
+from services.event_store.adapters.postgres_connection import conninfo
+
+PYTHON = sys.executable
+CLIENTS, SIZES = (1, 8, 32), (1, 100)
+DATA = '{"n": 0, "text": "a small event of about sixty bytes of JSON"}'
+POOL_SIZE = 20  # the service's default: database_pool_size 10 + database_max_overflow 10
+
+# Each wrk thread numbers its requests; stream `<prefix><thread>-<n % 1000>` gets version base
+# `n // 1000 * size`, so the minimal app never repeats a (stream, version) and the service appends
+# to a thousand streams per thread.
+LOAD = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+  wrk.headers["Content-Type"] = "application/json"
+  local event = '{"type": "Happened", "data": DATA}'
+  body = '{"expected_version": "any", "events": [' .. string.rep(event, SIZE, ',') .. ']}'
+end
+function request()
+  n = n + 1
+  local path = "PREFIX" .. tid .. "-" .. (n % 1000) .. "/events?v=" .. (math.floor(n / 1000) * SIZE)
+  return wrk.format("POST", path, nil, body)
+end
+"""
+
+
+def serve_minimal(port: int, url: str) -> None:
+    import contextlib as _contextlib
+
+    import orjson
+    import uvicorn
+    from psycopg_pool import AsyncConnectionPool
+
+    one = (
+        "INSERT INTO scratch_events (stream_id, version, event_id, type, data, metadata) "
+        "VALUES (%s, %s, gen_random_uuid(), %s, %s::jsonb, '{}')"
+    )
+    many = (
+        "INSERT INTO scratch_events (stream_id, version, event_id, type, data, metadata) "
+        "SELECT %s, %s + ordinality - 1, gen_random_uuid(), t, d, '{}' "
+        "FROM unnest(%s::text[], %s::jsonb[]) WITH ORDINALITY AS e(t, d)"
+    )
+
+    @_contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        pool = AsyncConnectionPool(
+            conninfo(url), min_size=POOL_SIZE, max_size=POOL_SIZE, open=False,
+            kwargs={"autocommit": True},
+        )  # fmt: skip
+        await pool.open(wait=True)
+        app.state.pool = pool
+        yield
+        await pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/v1/streams/{stream_id}/events", status_code=201)
+    async def append(stream_id: str, v: int, request: Request) -> Response:
+        events = orjson.loads(await request.body())["events"]
+        async with app.state.pool.connection() as connection:
+            if len(events) == 1:
+                data = orjson.dumps(events[0]["data"]).decode()
+                await connection.execute(one, (stream_id, v, events[0]["type"], data))
+            else:
+                types = [e["type"] for e in events]
+                datas = [orjson.dumps(e["data"]).decode() for e in events]
+                await connection.execute(many, (stream_id, v, types, datas))
+        last = v + len(events) - 1
+        body = orjson.dumps({"stream_id": stream_id, "first_version": v, "last_version": last})
+        return Response(body, status_code=201, media_type="application/json")
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def load_script(workdir: Path, size: int, prefix: str) -> Path:
+    path = workdir / f"append-{size}-{prefix}.lua"
+    script = LOAD.replace("DATA", DATA).replace("SIZE", str(size))
+    path.write_text(script.replace("PREFIX", f"/v1/streams/{prefix}"))
+    return path
+
+
+def catch_up(base: str, token: str) -> tuple[int, float, float]:
+    """Events in the log, and events/s reading them by pages and over SSE."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        started, after, count = time.perf_counter(), 0, 0
+        while True:
+            page = client.get("/v1/log", params={"after": after, "limit": 1000})
+            page.raise_for_status()
+            events = page.json()["events"]
+            if not events:
+                break
+            count += len(events)
+            after = events[-1]["global_position"]
+        paged = count / (time.perf_counter() - started)
+        started, seen = time.perf_counter(), 0
+        with client.stream("GET", "/v1/subscribe", params={"after": 0}) as stream:
+            for text in stream.iter_lines():
+                if text.startswith("id:"):
+                    seen += 1
+                    if seen >= count:
+                        break
+        streamed = seen / (time.perf_counter() - started)
+    return count, paged, streamed
+
+
+def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
+    run_id = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    token = TokenIssuer.from_settings(Settings(jwt_secret=secret)).mint(
+        "bench", ["events:read", "events:write"], 3600
+    )
+    ports = {"event-store": free_port(), "minimal": free_port()}
+    env = {
+        "OUTRIGGER_DATABASE_URL": url,
+        "OUTRIGGER_AMQP_URL": args.amqp_url,
+        "OUTRIGGER_JWT_SECRET": secret,
+        "OUTRIGGER_PORT": str(ports["event-store"]),
+        "OUTRIGGER_EVENT_STORE_RELAY_EXCHANGE": f"bench.events.{run_id}",
+        "OUTRIGGER_EVENT_STORE_RELAY_CHECKPOINT": f"bench-{run_id}",
+    }
+    outrigger = str(Path(PYTHON).parent / "outrigger")
+    results: dict[str, list[Figures]] = {}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(
+            process([outrigger, "serve", "event-store"], env, workdir / "event-store.log")
+        )
+        minimal = [PYTHON, __file__, "--serve-minimal", str(ports["minimal"]), "--url", url]
+        stack.enter_context(process(minimal, log=workdir / "minimal.log"))
+        for port in ports.values():
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+        print(
+            f"{args.rounds} rounds x {args.duration} s per cell; service log and minimal log in "
+            f"{workdir}"
+        )
+        for round_ in range(1, args.rounds + 1):
+            print(f"round {round_}")
+            for size in SIZES:
+                for clients in CLIENTS:
+                    for name, port in ports.items():
+                        prefix = f"b{run_id}r{round_}{name[0]}{size}c{clients}t"
+                        figures = wrk(
+                            f"http://127.0.0.1:{port}",
+                            connections=clients,
+                            duration=args.duration,
+                            headers=[f"Authorization: Bearer {token}"],
+                            script=load_script(workdir, size, prefix),
+                            label=name,
+                        )
+                        cell = f"{name} x{size} c{clients}"
+                        results.setdefault(cell, []).append(figures)
+                        print(line(cell, figures, "appends/s"))
+        count, paged, streamed = catch_up(f"http://127.0.0.1:{ports['event-store']}", token)
+    report(results, count, paged, streamed)
+
+
+def report(results: dict[str, list[Figures]], count: int, paged: float, streamed: float) -> None:
+    medians = {cell: median(runs) for cell, runs in results.items()}
+    print("\nmedians (events/s = appends/s x events per append)")
+    print("| events/append | clients | event-store appends/s | p50 ms | p99 ms | events/s "
+          "| minimal appends/s | p50 ms | p99 ms | ratio |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size in SIZES:
+        for clients in CLIENTS:
+            ours, base = (
+                medians[f"event-store x{size} c{clients}"],
+                medians[f"minimal x{size} c{clients}"],
+            )
+            errors = f" ({ours.errors} non-2xx)" if ours.errors else ""
+            print(
+                f"| {size} | {clients} | {ours.rps:,.0f}{errors} | {ours.p50_ms:.1f} | "
+                f"{ours.p99_ms:.1f} | {ours.rps * size:,.0f} | {base.rps:,.0f} | "
+                f"{base.p50_ms:.1f} | {base.p99_ms:.1f} | {ours.rps / base.rps:.2f}x |"
+            )
+    ours, base = medians["event-store x1 c32"], medians["minimal x1 c32"]
+    print(
+        f"\nsingle-event appends at 32 clients: {ours.rps:,.0f}/s (target >= 2,000), "
+        f"{ours.rps / base.rps:.2f}x minimal (target >= 0.8x), p99 {ours.p99_ms:.1f} ms "
+        "(target <= 50 ms)"
+    )
+    print(f"catch-up over HTTP, {count:,} events: /v1/log pages {paged:,.0f} events/s, "
+          f"SSE {streamed:,.0f} events/s")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, choices=range(1, 6))
+    parser.add_argument("--duration", type=int, default=5, choices=range(1, 31))
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(
+            "OUTRIGGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument(
+        "--amqp-url",
+        default=os.environ.get("OUTRIGGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+    )
+    parser.add_argument("--serve-minimal", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_minimal:
+        serve_minimal(args.serve_minimal, args.url)
+        return
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install -y wrk")
+    base, _, _ = args.url.rpartition("/")
+    name = f"es_http_bench_{uuid.uuid4().hex[:8]}"
+    admin = conninfo(f"{base}/postgres")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    workdir = Path(tempfile.mkdtemp(prefix="event-store-http-"))
+    try:
+        url = f"{base}/{name}"
+        upgrade(Settings(database_url=url))
+        with psycopg.connect(conninfo(url), autocommit=True) as connection:
+            connection.execute(
+                "CREATE TABLE scratch_events (LIKE event_store.events INCLUDING ALL)"
+            )
+        run(args, url, workdir)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
