@@ -13,7 +13,8 @@ request, each connection writing its own streams):
   per request (`INSERT … SELECT FROM unnest` for 100), through a psycopg pool of the service's
   size — no auth, no validation, no concurrency control, no log.
 
-Then the catch-up read rate over HTTP: the global log paged with `GET /v1/log?limit=1000`, and
+Before every cell the script waits until the relay has published everything appended so far, so
+no cell pays for the backlog of the one before. Then the catch-up read rate over HTTP: the global log paged with `GET /v1/log?limit=1000`, and
 a Server-Sent Events subscription from position 0 to the head. Prints every run, then medians
 and the ratios the issue sets (single-event appends at 32 clients: >= 2,000/s, >= 0.8x minimal,
 p99 <= 50 ms). Bounded: at most 5 rounds of at most 30 s per cell.
@@ -129,6 +130,27 @@ def load_script(workdir: Path, size: int, prefix: str) -> Path:
     return path
 
 
+def settle(url: str, checkpoint: str, timeout: float = 300.0) -> float:
+    """Waits until every appended event is sequenced and relayed; returns the seconds waited.
+
+    Between cells, so no cell pays for the relay's backlog of the one before.
+    """
+    started = time.monotonic()
+    query = (
+        "SELECT (SELECT count(*) FROM event_store.events), "
+        "(SELECT last_position FROM event_store.sequencer_state), "
+        "(SELECT coalesce(max(position), 0) FROM event_store.checkpoints WHERE name = %s)"
+    )
+    with psycopg.connect(conninfo(url), autocommit=True) as connection:
+        while time.monotonic() - started < timeout:
+            row = connection.execute(query, (checkpoint,)).fetchone()
+            assert row is not None
+            if row[0] == row[1] == row[2]:
+                return time.monotonic() - started
+            time.sleep(0.2)
+    raise RuntimeError(f"the relay did not catch up within {timeout:g} s")
+
+
 def catch_up(base: str, token: str) -> tuple[int, float, float]:
     """Events in the log, and events/s reading them by pages and over SSE."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -169,6 +191,7 @@ def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
         "OUTRIGGER_EVENT_STORE_RELAY_EXCHANGE": f"bench.events.{run_id}",
         "OUTRIGGER_EVENT_STORE_RELAY_CHECKPOINT": f"bench-{run_id}",
     }
+    checkpoint = env["OUTRIGGER_EVENT_STORE_RELAY_CHECKPOINT"]
     outrigger = str(Path(PYTHON).parent / "outrigger")
     results: dict[str, list[Figures]] = {}
     with contextlib.ExitStack() as stack:
@@ -188,6 +211,7 @@ def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
             for size in SIZES:
                 for clients in CLIENTS:
                     for name, port in ports.items():
+                        settle(url, checkpoint)
                         prefix = f"b{run_id}r{round_}{name[0]}{size}c{clients}t"
                         figures = wrk(
                             f"http://127.0.0.1:{port}",
