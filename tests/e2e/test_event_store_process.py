@@ -17,7 +17,6 @@ import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import httpx
@@ -29,7 +28,6 @@ from outrigger.cli.migrate import upgrade
 from outrigger.clients import EventStoreClient
 from outrigger.resilience import Policy
 from outrigger.settings import Settings
-from tests.deploy.support import tool
 from tests.event_store.api_support import free_port
 from tests.event_store.conftest import create_database, drop_database
 
@@ -54,25 +52,6 @@ def database(postgres_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
-
-
-@pytest.fixture
-def vhost(amqp_url: str) -> Iterator[str]:
-    """A fresh RabbitMQ vhost, so nothing else sees this process's messages; its AMQP URL."""
-    name = f"outrigger-e2e-{uuid.uuid4().hex[:10]}"
-    user = urlsplit(amqp_url).username or "guest"
-    rabbitmqctl = tool("rabbitmqctl")
-    for command in (["add_vhost", name], ["set_permissions", "-p", name, user, ".*", ".*", ".*"]):
-        result = subprocess.run(
-            [rabbitmqctl, "-q", *command], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert result.returncode == 0, result.stderr
-    try:
-        yield urlunsplit(urlsplit(amqp_url)._replace(path=f"/{name}"))
-    finally:
-        subprocess.run(
-            [rabbitmqctl, "-q", "delete_vhost", name], capture_output=True, timeout=60, check=False
-        )
 
 
 class Process:

@@ -137,25 +137,6 @@ def database(postgres_url: str) -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def vhost(amqp_url: str) -> Iterator[str]:
-    """A fresh RabbitMQ vhost (queues of other tests stay apart); the AMQP URL into it."""
-    name = f"outrigger-live-{uuid.uuid4().hex[:10]}"
-    user = urlsplit(amqp_url).username or "guest"
-    rabbitmqctl = tool("rabbitmqctl")
-    for command in (["add_vhost", name], ["set_permissions", "-p", name, user, ".*", ".*", ".*"]):
-        result = subprocess.run(
-            [rabbitmqctl, "-q", *command], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert result.returncode == 0, result.stderr
-    try:
-        yield urlunsplit(urlsplit(amqp_url)._replace(path=f"/{name}"))
-    finally:
-        subprocess.run(
-            [rabbitmqctl, "-q", "delete_vhost", name], capture_output=True, timeout=60, check=False
-        )
-
-
 def _clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("OUTRIGGER_", "OTEL_"))}
 

@@ -11,7 +11,6 @@ SQLite: one migrated template per session, copied into each test's own folder.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from typing import TYPE_CHECKING
 
@@ -22,9 +21,10 @@ from outrigger.cli.migrate import upgrade
 from outrigger.settings import Settings
 from services.event_store.adapters.postgres_connection import conninfo
 from tests.conftest import POSTGRES_URL
+from tests.event_store.api_support import BACKENDS, Api, database_for, running, settings_for
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
     from services.event_store.domain import EventStore
@@ -70,11 +70,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def copy_sqlite(template: Path, folder: Path) -> str:
-    """A migrated SQLite database in `folder` (main file + attached `event_store` file)."""
-    for file in template.glob("*.db"):
-        shutil.copy(file, folder / file.name)
-    return f"sqlite+aiosqlite:///{folder / 'outrigger.db'}"
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database of each backend: a SQLite copy, or the session's PostgreSQL one."""
+    return database_for(request.param, request, tmp_path)
+
+
+@pytest.fixture
+async def api(database: str, tmp_path: Path) -> AsyncIterator[Api]:
+    """The app on `database`, running, behind an in-process client holding every scope."""
+    async with running(settings_for(database, tmp_path)) as api:
+        yield api
 
 
 async def settle(store: EventStore, max_wait: float = 20.0) -> None:

@@ -18,7 +18,6 @@ from tests.event_store.api_support import (
     PROBLEM,
     Api,
     append,
-    database_for,
     event,
     running,
     settings_for,
@@ -31,17 +30,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import httpx
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_for(request.param, request, tmp_path)
-
-
-@pytest.fixture
-async def api(database: str, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running(settings_for(database, tmp_path)) as api:
-        yield api
 
 
 @pytest.fixture(params=BACKENDS)

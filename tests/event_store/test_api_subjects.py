@@ -14,35 +14,20 @@ from sqlalchemy import text
 
 from outrigger.db import build_engine
 from tests.event_store.api_support import (
-    BACKENDS,
     PROBLEM,
     Api,
     append,
-    database_for,
-    running,
     settings_for,
 )
 from tests.event_store.sse_support import post_events, served
 from tests.event_store.suite import new_category, new_stream
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
 ERASED = {"$erased": True, "reason": "subject key deleted"}
 EMAIL = "ada@example.com"
 STREET = "12 Analytical Engine Row"
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_for(request.param, request, tmp_path)
-
-
-@pytest.fixture
-async def api(database: str, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running(settings_for(database, tmp_path)) as api:
-        yield api
 
 
 def new_subject() -> str:

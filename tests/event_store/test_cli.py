@@ -29,7 +29,7 @@ from tests.event_store.api_support import (
     serving,
     settings_for,
 )
-from tests.event_store.conftest import copy_sqlite
+from tests.event_store.databases import copy_sqlite
 from tests.event_store.suite import new_category, new_stream
 
 if TYPE_CHECKING:

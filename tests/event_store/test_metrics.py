@@ -8,25 +8,19 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.event_store.metrics import GaugeRefresher
 from tests.event_store.api_support import (
-    BACKENDS,
     Api,
     append,
-    database_for,
     event,
-    running,
-    settings_for,
 )
 from tests.event_store.suite import new_stream
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-    from pathlib import Path
+    pass
 
 COUNTERS = (
     "outrigger_event_store_appends_total",
@@ -34,17 +28,6 @@ COUNTERS = (
     "outrigger_event_store_conflicts_total",
     "outrigger_event_store_idempotent_replays_total",
 )
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_for(request.param, request, tmp_path)
-
-
-@pytest.fixture
-async def api(database: str, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running(settings_for(database, tmp_path)) as api:
-        yield api
 
 
 async def scrape(api: Api) -> dict[str, float]:
