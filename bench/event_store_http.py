@@ -14,8 +14,9 @@ request, each connection writing its own streams):
   size — no auth, no validation, no concurrency control, no log.
 
 Before every cell the script waits until the relay has published everything appended so far, so
-no cell pays for the backlog of the one before. Then the catch-up read rate over HTTP: the global log paged with `GET /v1/log?limit=1000`, and
-a Server-Sent Events subscription from position 0 to the head. Prints every run, then medians
+no cell pays for the backlog of the one before. Then the catch-up read rate over HTTP: the global
+log paged with `GET /v1/log?limit=1000`, and a Server-Sent Events subscription from position 0
+to the head. Prints every run, then medians
 and the ratios the issue sets (single-event appends at 32 clients: >= 2,000/s, >= 0.8x minimal,
 p99 <= 50 ms). Bounded: at most 5 rounds of at most 30 s per cell.
 
