@@ -3,10 +3,12 @@
 from outrigger.http.app import create_app
 from outrigger.http.health import add_readiness_check
 from outrigger.http.responses import JSONResponse, ProblemResponse, problem_response
+from outrigger.http.routes import TemplateRoute
 
 __all__ = [
     "JSONResponse",
     "ProblemResponse",
+    "TemplateRoute",
     "add_readiness_check",
     "create_app",
     "problem_response",

@@ -23,7 +23,7 @@ from outrigger.stealth import Keyring, SqlSubjectKeyStore, Stealth, subject_keys
 from services.event_store.adapters.postgres import PostgresEventStore
 from services.event_store.adapters.postgres_sequencer import PostgresSequencer
 from services.event_store.adapters.sqlite import SCHEMA, SqliteEventStore
-from services.event_store.api import ROUTERS, EventStoreService
+from services.event_store.api import HOT_ROUTES, ROUTERS, EventStoreService
 from services.event_store.metrics import GaugeRefresher, MeasuredEventStore
 from services.event_store.relay import PostgresLeadership, Relay, SoleLeadership
 from services.event_store.settings import EventStoreSettings
@@ -84,9 +84,9 @@ def build_app(settings: EventStoreSettings | None = None) -> FastAPI:
             add_readiness_check(app, "bus", bus.check)
             yield
 
-    return create_app(
-        SERVICE, settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION
-    )
+    app = create_app(SERVICE, settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION)
+    app.router.routes[0:0] = HOT_ROUTES  # matched before any router (see `streams.APPEND_ROUTE`)
+    return app
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What the routes share: the running cache the lifespan built, and a route class for hot paths."""
+"""What the routes share: the running cache the lifespan built."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from starlette.routing import Match, Route
 
 if TYPE_CHECKING:
-    from starlette.types import Scope
-
     from outrigger.audit_trail import AuditTrail
     from services.cache.domain import CacheStore
 
@@ -31,14 +28,3 @@ async def cache(request: Request) -> Cache:
 
 
 Running = Annotated[Cache, Depends(cache)]
-
-
-class TemplateRoute(Route):
-    """A Starlette route that leaves itself in `scope["route"]`, as FastAPI's do, so the kit's
-    metrics and access log name its template rather than `unmatched`."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope

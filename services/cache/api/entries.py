@@ -11,9 +11,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from outrigger.auth import Principal, Scopes, require_scope
 from outrigger.errors import InvalidInput, NotFound, TooLarge
+from outrigger.http import TemplateRoute
 from services.cache import metrics
 from services.cache.api import docs
-from services.cache.api.context import Running, TemplateRoute
+from services.cache.api.context import Running  # noqa: TC001 (FastAPI reads it at runtime)
 from services.cache.api.headers import (
     FILL_LEASE,
     entry_headers,

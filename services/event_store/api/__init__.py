@@ -4,5 +4,6 @@ from services.event_store.api import log, snapshots, streams, subjects, subscrip
 from services.event_store.api.context import EventStoreService
 
 ROUTERS = (streams.router, log.router, subscriptions.router, snapshots.router, subjects.router)
+HOT_ROUTES = (streams.APPEND_ROUTE,)
 
-__all__ = ["ROUTERS", "EventStoreService"]
+__all__ = ["HOT_ROUTES", "ROUTERS", "EventStoreService"]

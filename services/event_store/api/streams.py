@@ -3,9 +3,19 @@
 from typing import Annotated, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
-from services.event_store.api.context import Reader, Service, StreamId, Writer
+from outrigger.auth import Scopes, require_scope
+from outrigger.http import TemplateRoute
+from services.event_store.api.context import (
+    EventStoreService,
+    Reader,
+    Service,
+    StreamId,
+    Writer,
+)
 from services.event_store.api.models import (
     AppendIn,
     AppendOut,
@@ -15,7 +25,7 @@ from services.event_store.api.models import (
     StreamPageOut,
     expected_version_query,
 )
-from services.event_store.domain import MAX_READ_LIMIT
+from services.event_store.domain import MAX_READ_LIMIT, check_stream_id
 
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
 
@@ -26,27 +36,59 @@ EXPECTED_VERSION_QUERY = Query(
 )
 
 
-@router.post(
-    "/{stream_id}/events",
-    status_code=201,
-    responses={
-        200: {"description": "A retry of an earlier append: nothing written, its result again."},
-        409: {"description": "The stream is not at `expected_version` (see `actual_version`)."},
-        410: {"description": "The stream was tombstoned."},
-    },
-)
-async def append(
-    stream_id: StreamId, body: AppendIn, service: Service, response: Response, _: Writer
-) -> AppendOut:
-    """Appends 1-1,000 events, all or nothing, if the stream is at `expected_version`."""
+APPEND_RESPONSES: dict[int | str, dict[str, str]] = {
+    200: {"description": "A retry of an earlier append: nothing written, its result again."},
+    409: {"description": "The stream is not at `expected_version` (see `actual_version`)."},
+    410: {"description": "The stream was tombstoned."},
+}
+can_write = require_scope(Scopes.EVENTS_WRITE).dependency
+
+
+async def append_request(request: Request) -> Response:
+    """The hot path of `POST /v1/streams/{stream_id}/events`, served by `APPEND_ROUTE`.
+
+    A plain Starlette endpoint: FastAPI's dependency solving, body parsing and response
+    serialization cost a fifth of an append's CPU. It answers as the documented route does
+    (scope, stream id, body errors as the same 422 problem, then the append).
+    """
+    await can_write(request, None)
+    stream_id = check_stream_id(request.path_params["stream_id"])
+    try:
+        body = AppendIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from None
+    service: EventStoreService = request.app.state.event_store
+    result, status = await appended(service, stream_id, body)
+    return Response(result.model_dump_json(), status, media_type="application/json")
+
+
+async def appended(
+    service: EventStoreService, stream_id: str, body: AppendIn
+) -> tuple[AppendOut, int]:
     result = await service.store.append(stream_id, body.to_events(), body.expected)
-    if result.replayed:
-        response.status_code = 200
-    return AppendOut(
+    out = AppendOut(
         stream_id=result.stream_id,
         first_version=result.first_version,
         last_version=result.last_version,
     )
+    return out, 200 if result.replayed else 201
+
+
+# `APPEND_ROUTE` serves appends ahead of every router (see `services.event_store.app`); the route
+# below describes them in /docs and would answer the same, were it reached.
+APPEND_ROUTE = TemplateRoute(
+    router.prefix + "/{stream_id}/events", append_request, methods=["POST"], name="append"
+)
+
+
+@router.post("/{stream_id}/events", status_code=201, responses=APPEND_RESPONSES)
+async def append(
+    stream_id: StreamId, body: AppendIn, service: Service, response: Response, _: Writer
+) -> AppendOut:
+    """Appends 1-1,000 events, all or nothing, if the stream is at `expected_version`."""
+    out, response.status_code = await appended(service, stream_id, body)
+    return out
 
 
 @router.get("/{stream_id}/events")
