@@ -39,7 +39,7 @@ migrate: $(BIN)/.synced
 	$(BIN)/outrigger migrate
 
 bench: $(BIN)/.synced servers ## every benchmark, one after the other (see bench/README.md)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 OBSERVABILITY := -f docker-compose.yml -f docker-compose.observability.yml

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from httpload import Figures, free_port, line, median, process, wait_http, wrk
+from _httpload import Figures, free_port, line, median, process, wait_http, wrk
 
 PYTHON = sys.executable
 NAMESPACE = "bench"

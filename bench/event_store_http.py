@@ -40,8 +40,8 @@ from typing import Any
 
 import httpx
 import psycopg
+from _httpload import Figures, free_port, line, median, process, wait_http, wrk
 from fastapi import FastAPI, Request, Response  # module level: the annotations resolve here
-from httpload import Figures, free_port, line, median, process, wait_http, wrk
 
 from outrigger.auth import TokenIssuer
 from outrigger.cli.migrate import upgrade

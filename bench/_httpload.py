@@ -1,6 +1,7 @@
 """What the HTTP benchmarks share: child processes, waiting for them, and `wrk` runs and medians.
 
-Imported by the scripts beside it (`python bench/<name>.py` puts this folder on `sys.path`).
+Imported by the scripts beside it (`python bench/<name>.py` puts this folder on `sys.path`);
+the leading underscore keeps `make bench` from running it as a benchmark.
 """
 
 from __future__ import annotations
