@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import uuid
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -29,15 +30,16 @@ def unique(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex[:12]}"
 
 
-class StoreFixtures:
+class StoreFixtures(abc.ABC):
     """The hook a subclass provides, and the fixtures built on it.
 
     `store_url` is a fixture of the subclass; `make_store(url, limits)` builds an adapter that
     `start()` has not been called on; `forget(url)` removes whatever the test left behind.
     """
 
+    @abc.abstractmethod
     def make_store(self, url: str, limits: CacheLimits) -> CacheStore:
-        raise NotImplementedError
+        """Each adapter's subclass builds its own."""
 
     async def forget(self, url: str) -> None:
         return None

@@ -24,12 +24,11 @@ import pytest
 
 from outrigger.auth import ALL_SCOPES, TokenIssuer
 from outrigger.bus.cloudevents import text_headers
-from outrigger.cli.migrate import upgrade
 from outrigger.clients import EventStoreClient
 from outrigger.resilience import Policy
 from outrigger.settings import Settings
+from tests.databases import migrated_database
 from tests.event_store.api_support import free_port
-from tests.event_store.conftest import create_database, drop_database
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,12 +45,8 @@ WAIT_SECONDS = 20.0
 @pytest.fixture
 def database(postgres_url: str) -> Iterator[str]:
     """A fresh database beside the test one, migrated; its SQLAlchemy URL."""
-    url = create_database(postgres_url)
-    try:
-        upgrade(Settings(database_url=url))
+    with migrated_database(postgres_url) as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 class Process:

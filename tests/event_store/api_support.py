@@ -24,7 +24,7 @@ from outrigger.auth import ALL_SCOPES, TokenIssuer
 from outrigger.bus import Ack, connect_bus
 from services.event_store.app import build_app
 from services.event_store.settings import EventStoreSettings
-from tests.event_store.databases import copy_sqlite
+from tests.databases import copy_sqlite
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

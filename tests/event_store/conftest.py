@@ -11,16 +11,14 @@ SQLite: one migrated template per session, copied into each test's own folder.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
 
 from outrigger.cli.migrate import upgrade
 from outrigger.settings import Settings
-from services.event_store.adapters.postgres_connection import conninfo
 from tests.conftest import POSTGRES_URL
+from tests.databases import migrated_database
 from tests.event_store.api_support import BACKENDS, Api, database_for, running, settings_for
 
 if TYPE_CHECKING:
@@ -30,37 +28,10 @@ if TYPE_CHECKING:
     from services.event_store.domain import EventStore
 
 
-def database_url(url: str, name: str) -> str:
-    """`url` pointing at database `name` instead."""
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
-
-
-def create_database(url: str) -> str:
-    """Creates a fresh database beside the one of `url`; returns its URL."""
-    name = f"es_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(conninfo(database_url(url, "postgres")), autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {url} does not answer ({exc}); start it")
-    return database_url(url, name)
-
-
-def drop_database(url: str) -> None:
-    name = url.rpartition("/")[2]
-    with psycopg.connect(conninfo(database_url(url, "postgres")), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="session")
 def event_store_postgres_url() -> Iterator[str]:
-    url = create_database(POSTGRES_URL)
-    try:
-        upgrade(Settings(database_url=url))
+    with migrated_database(POSTGRES_URL) as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture(scope="session")

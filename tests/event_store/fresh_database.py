@@ -11,11 +11,9 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from outrigger.cli.migrate import upgrade
-from outrigger.settings import Settings
 from tests.conftest import POSTGRES_URL
+from tests.databases import migrated_database
 from tests.event_store.api_support import database_for
-from tests.event_store.conftest import create_database, drop_database
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,9 +28,5 @@ def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path)
     if backend != "postgres":
         yield database_for(backend, request, tmp_path)
         return
-    url = create_database(POSTGRES_URL)
-    try:
-        upgrade(Settings(database_url=url))
+    with migrated_database(POSTGRES_URL) as url:
         yield url
-    finally:
-        drop_database(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +39,12 @@ def same_content(recorded: RecordedEvent, sent: EventData) -> bool:
     ) and recorded.schema_version == sent.schema_version
 
 
-class SuiteBase:
+class SuiteBase(abc.ABC):
     """Subclasses say how to build the adapter under test."""
 
+    @abc.abstractmethod
     async def make_store(self) -> EventStore:
-        raise NotImplementedError
+        """Each adapter's subclass builds its own."""
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[EventStore]:

@@ -23,13 +23,13 @@ from click.testing import CliRunner, Result
 
 from outrigger.cli import main
 from services.event_store.app import build_app
+from tests.databases import copy_sqlite
 from tests.event_store.api_support import (
     bearer,
     free_port,
     serving,
     settings_for,
 )
-from tests.event_store.databases import copy_sqlite
 from tests.event_store.suite import new_category, new_stream
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from outrigger.cli.migrate import alembic_config
 from outrigger.settings import Settings
 from services.event_store.adapters.postgres_connection import conninfo
 from tests.conftest import POSTGRES_URL
-from tests.event_store.conftest import create_database, drop_database
+from tests.databases import create_database, drop_database
 
 if TYPE_CHECKING:
     from pathlib import Path

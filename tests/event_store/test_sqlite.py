@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from services.event_store.adapters.sqlite import SqliteEventStore
+from tests.databases import copy_sqlite
 from tests.event_store.contract import EventStoreContract
-from tests.event_store.databases import copy_sqlite
 from tests.event_store.suite import batch, new_stream
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import uuid
 from typing import TYPE_CHECKING
@@ -20,11 +21,12 @@ if TYPE_CHECKING:
 SCHEMA = "kit_test"
 
 
-class DatabaseContract:
+class DatabaseContract(abc.ABC):
     """Written once; each subclass says how to reach its backend."""
 
+    @abc.abstractmethod
     def make_url(self) -> str:
-        raise NotImplementedError
+        """Each adapter's subclass builds its own."""
 
     @pytest.fixture
     async def db(self) -> AsyncIterator[tuple[Database, Table]]:

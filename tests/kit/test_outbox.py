@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import uuid
 from typing import TYPE_CHECKING
@@ -57,9 +58,10 @@ class Harness:
         raise AssertionError(f"received {len(self.received)} of {count}")
 
 
-class OutboxContract:
+class OutboxContract(abc.ABC):
+    @abc.abstractmethod
     def make_url(self) -> str:
-        raise NotImplementedError
+        """Each adapter's subclass builds its own."""
 
     @pytest.fixture
     async def harness(self) -> AsyncIterator[Harness]:

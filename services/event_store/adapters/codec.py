@@ -16,7 +16,7 @@ from outrigger.errors import InvalidInput
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from services.event_store.domain import JSON, EventData
+    from services.event_store.domain import JSON, EventData, StreamMetadata
 
 _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -45,6 +45,17 @@ def events_json(events: Sequence[EventData]) -> str:
         for event in events
     ]
     return dumps(batch, "event data and metadata").decode()
+
+
+def metadata_params(stream_id: str, metadata: StreamMetadata) -> dict[str, object]:
+    """The bind parameters of both adapters' `SET_METADATA` statements."""
+    return {
+        "stream": stream_id,
+        "max_age": metadata.max_age,
+        "max_count": metadata.max_count,
+        "truncate_before": metadata.truncate_before,
+        "custom": dumps(metadata.custom, "custom").decode(),
+    }
 
 
 loads = orjson.loads

@@ -16,7 +16,7 @@ import psycopg
 
 from outrigger.errors import InvalidInput
 from services.event_store.adapters import postgres_sql as sql
-from services.event_store.adapters.codec import dumps, events_json
+from services.event_store.adapters.codec import dumps, events_json, metadata_params
 from services.event_store.adapters.head_watch import HeadWatch
 from services.event_store.adapters.postgres_connection import open_pool, pool_sizes
 from services.event_store.adapters.postgres_errors import (
@@ -148,13 +148,7 @@ class PostgresEventStore:
     async def set_metadata(self, stream_id: str, metadata: StreamMetadata) -> StreamInfo:
         check.check_stream_id(stream_id)
         check.check_metadata(metadata)
-        params = {
-            "stream": stream_id,
-            "max_age": metadata.max_age,
-            "max_count": metadata.max_count,
-            "truncate_before": metadata.truncate_before,
-            "custom": dumps(metadata.custom, "custom").decode(),
-        }
+        params = metadata_params(stream_id, metadata)
         row = await self._fetchone(sql.SET_METADATA, params)
         if row is None:
             raise tombstoned(stream_id)

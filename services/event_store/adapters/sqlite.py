@@ -17,7 +17,7 @@ from outrigger.errors import InvalidInput, OutriggerError
 from outrigger.settings import Settings
 from outrigger.tasks import Periodic
 from services.event_store.adapters import sqlite_sql as sql
-from services.event_store.adapters.codec import dumps, loads
+from services.event_store.adapters.codec import dumps, loads, metadata_params
 from services.event_store.adapters.head_watch import HeadWatch
 from services.event_store.adapters.sqlite_rows import event, info, now_us, replay, timestamp
 from services.event_store.adapters.sqlite_transactions import SqliteTransactions
@@ -160,14 +160,7 @@ class SqliteEventStore:
     async def set_metadata(self, stream_id: str, metadata: StreamMetadata) -> StreamInfo:
         check.check_stream_id(stream_id)
         check.check_metadata(metadata)
-        params = {
-            "stream": stream_id,
-            "max_age": metadata.max_age,
-            "max_count": metadata.max_count,
-            "truncate_before": metadata.truncate_before,
-            "custom": dumps(metadata.custom, "custom").decode(),
-            "now": now_us(),
-        }
+        params = {**metadata_params(stream_id, metadata), "now": now_us()}
         async with self._tx.writing() as connection:
             stream = (await connection.execute(sql.STREAM, {"stream": stream_id})).first()
             if stream is not None and stream.tombstoned:

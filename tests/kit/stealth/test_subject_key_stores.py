@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import os
@@ -34,13 +35,14 @@ def candidate(subject: str, master_kid: str = "k1") -> WrappedKey:
     return WrappedKey(subject, uuid.uuid4().hex, master_kid, b"\x00" + os.urandom(59) + b"\x00")
 
 
-class SubjectKeyStoreContract:
+class SubjectKeyStoreContract(abc.ABC):
     """Subclasses name an adapter by implementing `make_store`."""
 
+    @abc.abstractmethod
     def make_store(
         self, request: pytest.FixtureRequest
     ) -> AbstractAsyncContextManager[SubjectKeyStore]:
-        raise NotImplementedError
+        """Each adapter's subclass builds its own."""
 
     @pytest.fixture
     async def store(self, request: pytest.FixtureRequest) -> AsyncIterator[SubjectKeyStore]:
