@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aio_pika
-from aio_pika.exceptions import ChannelClosed, ChannelNotFoundEntity, DeliveryError
+from aio_pika.exceptions import (
+    ChannelClosed,
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    DeliveryError,
+)
 from pamqp.commands import Basic
 
 from outrigger.bus.cloudevents import encode_data, encode_headers
 from outrigger.bus.dispatch import Consumer, MemorySeenIds, RetryPolicy
 from outrigger.bus.port import DLX
+from outrigger.bus.rabbitmq_batch import Publish, write_batch
 from outrigger.bus.rabbitmq_consumer import FAILURES, PERSISTENT, RabbitMQSubscription
 from outrigger.bus.telemetry import PUBLISH_FAILURES, PUBLISHED, publish_span
 from outrigger.errors import MessagingError
@@ -45,13 +51,13 @@ class RabbitMQBus:
         prefetch: int = 100,
         timeout_seconds: float = 10.0,
         reconnect_interval_seconds: float = 1.0,
-        confirm_window: int = 256,
+        messages_per_write: int = 256,
         seen_ids: SeenIds | None = None,
     ) -> None:
         self.source = source
         self.prefetch = prefetch
         self.timeout = timeout_seconds
-        self.confirm_window = confirm_window
+        self.messages_per_write = messages_per_write
         self._url = url
         self._where = f"RabbitMQ at {urlsplit(url).hostname}:{urlsplit(url).port or 5672}"
         self._reconnect_interval = reconnect_interval_seconds
@@ -230,36 +236,67 @@ class RabbitMQBus:
     async def _send_all(
         self, exchange: str, messages: Sequence[tuple[str, CloudEvent]], trace: Mapping[str, str]
     ) -> None:
-        """Keeps `confirm_window` messages in flight; fails if no confirm comes for a timeout."""
-        prepared = iter(
-            [(key, encode_data(event), _properties(event, trace)) for key, event in messages]
-        )
-        confirmed = 0
+        """Writes the messages `messages_per_write` at a time, all in flight, then waits for the
+        confirms; after a lost connection it sends the unconfirmed ones again (at least once).
 
-        async def sender() -> None:
-            nonlocal confirmed
-            for routing_key, body, properties in prepared:
-                await self.send(exchange, routing_key, body, properties, confirm_timeout=None)
-                confirmed += 1
+        Fails if the broker confirms nothing for `timeout` seconds, nacks a message, or stays
+        unreachable for `timeout` seconds.
+        """
+        pending = [
+            Publish(
+                key,
+                encode_data(event),
+                content_type=event.datacontenttype,
+                headers=encode_headers(event, trace),
+                message_id=event.id,
+            )
+            for key, event in messages
+        ]
+        deadline: float | None = None
+        while pending:
+            connection, publisher = self._running()
+            try:
+                if not connection.connected.is_set():
+                    raise ConnectionError("connection lost")
+                channel = await publisher.get_underlay_channel()
+                futures: list[asyncio.Future[Any]] = []
+                for start in range(0, len(pending), self.messages_per_write):
+                    chunk = pending[start : start + self.messages_per_write]
+                    futures += await write_batch(channel, exchange, chunk)
+                failures = await self._settled(futures)
+            except FAILURES as exc:
+                failures = [exc] * len(pending)
+            retry = [message for message, failure in zip(pending, failures, strict=True) if failure]
+            if retry:
+                failed = [failure for failure in failures if failure]
+                for failure in failed:
+                    self._raise_if_refused(exchange, failure)
+                loop = asyncio.get_running_loop()
+                deadline = deadline or loop.time() + self.timeout
+                await self._reconnected(publisher, deadline - loop.time(), failed[0])
+            pending = retry
 
-        async def watchdog() -> None:
-            progress = -1
-            while progress != confirmed:
-                progress = confirmed
-                await asyncio.sleep(self.timeout)
-            raise MessagingError(f"{self._where} confirmed nothing for {self.timeout}s")
+    async def _settled(self, futures: list[asyncio.Future[Any]]) -> list[BaseException | None]:
+        """Each confirm's failure (None when acked), once all are settled."""
+        waiting: set[asyncio.Future[Any]] = set(futures)
+        while waiting:
+            done, waiting = await asyncio.wait(waiting, timeout=self.timeout)
+            if not done:
+                raise MessagingError(f"{self._where} confirmed nothing for {self.timeout}s")
+        return [
+            ConnectionError("publish cancelled") if future.cancelled() else future.exception()
+            for future in futures
+        ]
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                watching = group.create_task(watchdog())
-                senders = [
-                    group.create_task(sender())
-                    for _ in range(min(self.confirm_window, len(messages)))
-                ]
-                await asyncio.wait(senders)
-                watching.cancel()
-        except ExceptionGroup as failures:
-            raise failures.exceptions[0] from None
+    def _raise_if_refused(self, exchange: str, failure: BaseException) -> None:
+        """A nack or a missing exchange is final; anything else is worth another attempt."""
+        if isinstance(failure, DeliveryError):
+            raise MessagingError(f"{self._where} refused a message for {exchange!r}") from failure
+        if isinstance(failure, ChannelNotFoundEntity):
+            self._exchanges.discard(exchange)
+            raise MessagingError(f"exchange {exchange!r} does not exist") from failure
+        if not isinstance(failure, (*FAILURES, ChannelClosed, ChannelInvalidStateError)):
+            raise failure
 
     async def _reconnected(
         self, publisher: AbstractRobustChannel, remaining: float, exc: BaseException

@@ -14,10 +14,22 @@ import pytest
 from outrigger.bus import MessageBus
 from outrigger.bus.rabbitmq import RabbitMQBus
 from outrigger.errors import MessagingError
-from tests.kit.bus.contract import BusContract, Inbox, Names, event
+from tests.kit.bus.contract import BusContract, Inbox, Names, event, eventually
 from tests.servers import start_rabbitmq, stop_rabbitmq
 
 pytestmark = pytest.mark.rabbitmq
+
+
+def close_connection(name: str) -> None:
+    """Has the broker close the client connection called `name`, as a network drop would."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    [pid] = [line.split("\t")[0] for line in listed.stdout.splitlines() if f'"{name}"' in line]
+    subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test"], check=True)
 
 
 class TestRabbitMQBus(BusContract):
@@ -27,7 +39,8 @@ class TestRabbitMQBus(BusContract):
 
     def make_bus(self, url: str, **options: Any) -> MessageBus:
         options.setdefault("timeout_seconds", 5.0)
-        return RabbitMQBus(url, source="tests/bus", reconnect_interval_seconds=0.5, **options)
+        options.setdefault("source", "tests/bus")
+        return RabbitMQBus(url, reconnect_interval_seconds=0.5, **options)
 
     async def forget(self, url: str, names: Names) -> None:
         connection = await aio_pika.connect(url)
@@ -110,3 +123,39 @@ class TestRabbitMQBus(BusContract):
         await bus.publish(exchange, "after", after := event())
         await inbox.wait(2, within=30)
         assert after.id in inbox.ids
+
+    async def test_publish_many_frames_large_bodies_beside_single_publishes(
+        self, bus: MessageBus, names: Names
+    ) -> None:
+        exchange, queue = names.exchange(), names.queue()
+        inbox = Inbox()
+        await bus.subscribe(queue, [(exchange, "#")], inbox)
+        big = event(data=bytes(range(256)) * 2000, datacontenttype="application/octet-stream")
+        batch = [big, *(event(data={"i": i}) for i in range(600))]
+        singles = [event(data={"single": i}) for i in range(50)]
+        await asyncio.gather(
+            bus.publish_many(exchange, [("k.many", e) for e in batch]),
+            *(bus.publish(exchange, "k.one", e) for e in singles),
+        )
+        await inbox.wait(len(batch) + len(singles))
+        received = {d.event.id: d.event for d in inbox.deliveries}
+        assert set(received) == {e.id for e in batch + singles}
+        assert received[big.id].data == big.data
+
+    async def test_publish_many_sends_again_what_a_dropped_connection_left_unconfirmed(
+        self, new_bus: Any, names: Names
+    ) -> None:
+        exchange, queue = names.exchange(), names.queue()
+        bus, inbox = await new_bus(), Inbox()
+        await bus.subscribe(queue, [(exchange, "#")], inbox)
+        source = f"tests/bus/{names.exchange()}"
+        publisher = await new_bus(source=source)
+        await publisher.publish(exchange, "warm-up", first := event())
+        sent = [event(data={"i": i, "pad": "x" * 2000}) for i in range(20_000)]
+        publishing = asyncio.create_task(publisher.publish_many(exchange, [("k", e) for e in sent]))
+        await asyncio.sleep(0.2)
+        assert not publishing.done(), "the batch went out before the connection could drop"
+        await asyncio.to_thread(close_connection, f"outrigger {source}")
+        await asyncio.wait_for(publishing, timeout=60)
+        await eventually(lambda: {e.id for e in sent} <= set(inbox.ids), within=60)
+        assert first.id in inbox.ids
