@@ -156,6 +156,7 @@ async def _start_relay(
         checkpoint=settings.event_store_relay_checkpoint,
         batch_size=settings.event_store_relay_batch_size,
         idle_wait=settings.event_store_relay_idle_wait_seconds,
+        linger=settings.event_store_relay_linger_seconds,
         retry_seconds=settings.event_store_relay_retry_seconds,
     )
     stack.push_async_callback(relay.stop)

@@ -126,7 +126,10 @@ def cloud_event(event: RecordedEvent, source: str) -> CloudEvent:
 
 
 class Relay:
-    """`start()` in the lifespan, `stop()` at shutdown. `position` is the last confirmed one."""
+    """`start()` in the lifespan, `stop()` at shutdown. `position` is the last confirmed one.
+
+    Caught up, it waits for the log to move (at most `idle_wait`), then `linger` seconds more so
+    a busy log goes out in batches rather than a few events at a time."""
 
     def __init__(
         self,
@@ -138,6 +141,7 @@ class Relay:
         checkpoint: str = "relay",
         batch_size: int = 1000,
         idle_wait: float = 1.0,
+        linger: float = 0.0,
         retry_seconds: float = 1.0,
     ) -> None:
         self.position = 0
@@ -148,6 +152,7 @@ class Relay:
         self._checkpoint = checkpoint
         self._batch_size = batch_size
         self._idle_wait = idle_wait
+        self._linger = linger
         self._retry = retry_seconds
         self._task: asyncio.Task[None] | None = None
 
@@ -196,5 +201,7 @@ class Relay:
         self.position = await self._store.get_checkpoint(self._checkpoint)
         log.info("relaying the event log from position %d", self.position)
         while True:
-            if not await self.publish_batch():
+            if await self.publish_batch() < self._batch_size:
                 await self._store.wait_for_log(self.position, max_wait=self._idle_wait)
+                if self._linger:  # let more events gather: one batch costs far less than many
+                    await asyncio.sleep(self._linger)

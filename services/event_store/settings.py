@@ -27,6 +27,8 @@ class EventStoreSettings(Settings):
     event_store_relay_checkpoint: str = Field("relay", pattern=NAME_PATTERN)
     event_store_relay_batch_size: int = Field(1000, ge=1, le=10_000)
     event_store_relay_idle_wait_seconds: float = Field(1.0, gt=0, le=60)
+    # after the log moves, wait this much longer so events go out in batches (latency for CPU)
+    event_store_relay_linger_seconds: float = Field(0.02, ge=0, le=1)
     event_store_relay_retry_seconds: float = Field(1.0, gt=0, le=300)
 
     # Server-Sent Events subscriptions

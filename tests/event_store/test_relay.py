@@ -18,6 +18,7 @@ from outrigger.errors import MessagingError
 from services.event_store.domain import EventData
 from services.event_store.relay import PostgresLeadership, Relay, SoleLeadership
 from tests.event_store.api_support import BACKENDS, database_for, unique
+from tests.event_store.conftest import settle
 from tests.event_store.relay_support import (
     WAIT_SECONDS,
     Broker,
@@ -200,6 +201,27 @@ async def test_the_running_relay_retries_a_failed_publish_from_its_checkpoint(
         await running.stop()
     assert failing.calls > 1
     assert broker.inbox.positions() == [e.global_position for e in logged]
+
+
+async def test_a_lingering_relay_sends_a_busy_log_in_few_batches(
+    store: EventStore, broker: Broker
+) -> None:
+    await broker.consume()
+    name = await checkpoint_at_head(store)
+    counting = FailingBus(await broker.bus(), failing=0)  # never fails; counts the batches
+    running = relay(store, as_bus(counting), broker, name, linger=0.3)
+    await running.start()
+    try:
+        stream = f"{new_category()}-1"
+        for n in range(30):
+            await store.append(stream, [EventData(type="Counted", data={"n": n})])
+            await settle(store)  # the log moves 30 times
+        head = await store.head_position()
+        await broker.inbox.until(head)
+    finally:
+        await running.stop()
+    assert [d.event.data for d in broker.inbox.deliveries] == [{"n": n} for n in range(30)]
+    assert counting.calls <= 5
 
 
 async def test_stop_ends_the_relay_even_when_a_library_swallowed_the_cancellation(
