@@ -4,8 +4,10 @@ from outrigger.http.app import create_app
 from outrigger.http.health import add_readiness_check
 from outrigger.http.responses import JSONResponse, ProblemResponse, problem_response
 from outrigger.http.routes import TemplateRoute
+from outrigger.http.sse import EventStream
 
 __all__ = [
+    "EventStream",
     "JSONResponse",
     "ProblemResponse",
     "TemplateRoute",

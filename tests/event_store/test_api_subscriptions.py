@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.event_store.api_support import (
     BACKENDS,
@@ -352,8 +353,10 @@ async def test_a_client_that_falls_behind_is_dropped_with_a_final_event_naming_w
 
 
 async def test_a_client_that_stops_reading_is_cut_off_after_the_send_timeout(
-    database: str, tmp_path: Path
+    database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    timeouts = {"service": "event-store", "route": "/v1/subscribe"}
+    before_timeouts = REGISTRY.get_sample_value("outrigger_sse_send_timeouts_total", timeouts) or 0
     category = new_category()
     stream, params = new_stream(category), {"category": category}
     overrides = {
@@ -375,6 +378,12 @@ async def test_a_client_that_stops_reading_is_cut_off_after_the_send_timeout(
             received, _, _ = await rest_of(slow)
         assert 0 < len(received) < 300
         assert numbers(received) == list(range(len(received)))
+        # counted and logged as one warning line, not as a crash with a stack trace
+        assert REGISTRY.get_sample_value("outrigger_sse_send_timeouts_total", timeouts) == (
+            before_timeouts + 1
+        )
+        assert not [r for r in caplog.records if r.name.startswith("outrigger") and r.exc_info]
+        assert any("the client read nothing for 0.2 s" in r.getMessage() for r in caplog.records)
         resume = {"Last-Event-ID": received[-1].id or ""}
         async with api.subscribe(params=params, headers=resume) as resumed:
             rest = await resumed.events_until_live()

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from outrigger.http import EventStream
 from services.event_store.api.context import EventStoreService, Reader, Service, StreamId
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
@@ -29,8 +30,8 @@ def _heartbeat() -> ServerSentEvent:
     return ServerSentEvent(comment="heartbeat", sep="\n")
 
 
-def _sse(service: EventStoreService, events: AsyncIterator[bytes]) -> EventSourceResponse:
-    return EventSourceResponse(
+def _sse(service: EventStoreService, events: AsyncIterator[bytes]) -> EventStream:
+    return EventStream(
         events,
         ping=service.heartbeat_seconds,
         ping_message_factory=_heartbeat,
