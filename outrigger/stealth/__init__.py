@@ -10,7 +10,14 @@ Errors: `UnknownKeyId` and `TamperedCiphertext` (both `StealthError`, a 500: the
 the keyring is at fault) and `SubjectErased` (a 410 `Gone`, from `deobfuscate(..., strict=True)`).
 """
 
-from outrigger.stealth.cipher import ERASED, Stealth, is_erased, is_protected
+from outrigger.stealth.cipher import (
+    ERASED,
+    UNREADABLE,
+    Stealth,
+    is_erased,
+    is_protected,
+    is_unreadable,
+)
 from outrigger.stealth.errors import StealthError, SubjectErased, TamperedCiphertext, UnknownKeyId
 from outrigger.stealth.keyring import NO_KEYS_IN_PRODUCTION, Keyring, MasterKey
 from outrigger.stealth.memory import InMemorySubjectKeyStore
@@ -20,6 +27,7 @@ from outrigger.stealth.store import SubjectKeyStore, WrappedKey
 __all__ = [
     "ERASED",
     "NO_KEYS_IN_PRODUCTION",
+    "UNREADABLE",
     "InMemorySubjectKeyStore",
     "Keyring",
     "MasterKey",
@@ -33,5 +41,6 @@ __all__ = [
     "WrappedKey",
     "is_erased",
     "is_protected",
+    "is_unreadable",
     "subject_keys_table",
 ]

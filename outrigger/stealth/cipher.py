@@ -40,6 +40,9 @@ SUBJECT_KEY: Final = "@"
 ERASED: Final[Mapping[str, Any]] = MappingProxyType(
     {"$erased": True, "reason": "subject key deleted"}
 )
+UNREADABLE: Final[Mapping[str, Any]] = MappingProxyType(
+    {"$unreadable": True, "reason": "cannot be decrypted (damaged, or its key is missing)"}
+)
 
 
 def is_protected(value: Any) -> bool:
@@ -48,6 +51,10 @@ def is_protected(value: Any) -> bool:
 
 def is_erased(value: Any) -> bool:
     return isinstance(value, Mapping) and value == ERASED
+
+
+def is_unreadable(value: Any) -> bool:
+    return isinstance(value, Mapping) and value == UNREADABLE
 
 
 class Stealth:
@@ -101,26 +108,47 @@ class Stealth:
         *,
         subject: str | None = None,
         strict: bool = False,
+        on_unreadable: Callable[[StealthError], None] | None = None,
     ) -> dict[str, Any]:
         """`document` with the protected values at `paths` decrypted.
 
         Plain values are left as they are. A field whose subject key was deleted becomes
         `ERASED`, or raises `SubjectErased` when `strict`. A field altered or moved from another
         path raises `TamperedCiphertext`; one under a key missing from the keyring `UnknownKeyId`.
+        Given `on_unreadable`, such a field becomes `UNREADABLE` instead and the error goes to
+        it, so one damaged field does not make the rest of a log unreadable.
         """
         parsed = [field_paths.parse(path) for path in reversed(paths)]
         subject_key: bytes | None = None
         key_id = None
+        key_error: StealthError | None = None
         if any(_found(document, segments, _by_subject_key) for segments in parsed):
             if subject is None:
                 raise StealthError("these fields are encrypted with a subject's key: pass subject=")
             stored = await self._store().get(subject)
             if stored is not None:
-                key_id, subject_key = stored.key_id, self._unwrap(stored)
+                key_id = stored.key_id
+                try:
+                    subject_key = self._unwrap(stored)
+                except StealthError as exc:
+                    if on_unreadable is None:
+                        raise
+                    key_error = exc
 
         def decrypt(value: Any, path: str) -> Any:
             if not is_protected(value):
                 return value
+            try:
+                if key_error is not None and _by_subject_key(value):
+                    raise key_error
+                return decrypted(value, path)
+            except StealthError as exc:
+                if on_unreadable is None:
+                    raise
+                on_unreadable(exc)
+                return dict(UNREADABLE)
+
+        def decrypted(value: str, path: str) -> Any:
             kid, sealed = _parse(value, path)
             if kid.startswith(SUBJECT_KEY):
                 if subject_key is None or kid[1:] != key_id:

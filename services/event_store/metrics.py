@@ -51,6 +51,10 @@ OLDEST_TRANSACTION = Gauge(
     "outrigger_event_store_oldest_transaction_age_seconds",
     "Age of the oldest open writing transaction in the database cluster (it holds the log back).",
 )
+UNREADABLE_FIELDS = Counter(
+    "outrigger_event_store_unreadable_fields_total",
+    "Sensitive fields served as unreadable: damaged ciphertext, or a key missing from the keyring.",
+)
 log = logging.getLogger("outrigger.event_store.metrics")
 
 

@@ -20,6 +20,7 @@ a query; this costs one only when a retry of a protected batch happens.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +28,12 @@ from outrigger.errors import Conflict, Gone, NotFound
 from outrigger.stealth import Stealth
 from services.event_store.domain import ANY, AppendResult, StreamPage
 from services.event_store.domain import rules as check
+from services.event_store.metrics import UNREADABLE_FIELDS
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-    from outrigger.stealth import SubjectKeyStore, WrappedKey
+    from outrigger.stealth import StealthError, SubjectKeyStore, WrappedKey
     from services.event_store.domain import (
         JSON,
         Direction,
@@ -45,6 +47,9 @@ if TYPE_CHECKING:
     )
 
 
+log = logging.getLogger("outrigger.event_store.subjects")
+
+
 def _sensitive(metadata: dict[str, Any]) -> list[str]:
     paths = metadata.get("sensitive")
     return paths if isinstance(paths, list) and paths else []
@@ -53,6 +58,20 @@ def _sensitive(metadata: dict[str, Any]) -> list[str]:
 def _subject(metadata: dict[str, Any]) -> str | None:
     subject = metadata.get("subject")
     return subject if isinstance(subject, str) else None
+
+
+def _reporter(event: RecordedEvent) -> Callable[[StealthError], None]:
+    def report(error: StealthError) -> None:
+        UNREADABLE_FIELDS.inc()
+        log.error(
+            "event %s (stream %s, version %d): %s; served as unreadable",
+            event.id,
+            event.stream_id,
+            event.version,
+            error.detail,
+        )
+
+    return report
 
 
 class _BatchKeys:
@@ -110,7 +129,12 @@ class SubjectShredder:
         return protected
 
     async def reveal(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
-        """The events with their sensitive fields decrypted, or `ERASED` once forgotten."""
+        """The events with their sensitive fields decrypted, or `ERASED` once forgotten.
+
+        A field that cannot be decrypted (damaged, or under a key missing from the keyring) is
+        served as `UNREADABLE`, logged and counted: one bad event must not stop every reader of
+        the log at its position.
+        """
         if not any(_sensitive(event.metadata) for event in events):
             return events
         stealth = self._batch()
@@ -119,7 +143,9 @@ class SubjectShredder:
             paths = _sensitive(event.metadata)
             if paths:
                 subject = _subject(event.metadata)
-                data = await stealth.deobfuscate(event.data, paths, subject=subject)
+                data = await stealth.deobfuscate(
+                    event.data, paths, subject=subject, on_unreadable=_reporter(event)
+                )
                 event = dataclasses.replace(event, data=data)
             revealed.append(event)
         return revealed

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from outrigger.db import build_engine
@@ -244,3 +245,48 @@ async def test_subscriptions_reveal_sensitive_fields_until_the_subject_is_forgot
             assert [f.json()["data"] for f in await sse.events(1)] == [erased(0)]
         [record] = await api.audit.wait(1)
         assert record.routing_key == "event-store.subject_forgotten"
+
+
+UNREADABLE = {"$unreadable": True, "reason": "cannot be decrypted (damaged, or its key is missing)"}
+
+
+async def damage_email(database_url: str, stream_id: str, version: int) -> None:
+    """Flips one character of the stored ciphertext of the event's `email`."""
+    engine = build_engine(database_url, schemas=["event_store"])
+    where = "WHERE stream_id = :s AND version = :v"
+    try:
+        async with engine.begin() as connection:
+            row = await connection.execute(
+                text(f"SELECT data FROM event_store.events {where}"), {"s": stream_id, "v": version}
+            )
+            value = row.scalar_one()
+            data = orjson.loads(value) if isinstance(value, str) else value
+            email = data["email"]
+            data["email"] = email[:-5] + ("A" if email[-5] != "A" else "B") + email[-4:]
+            cast = "CAST(:d AS jsonb)" if engine.dialect.name == "postgresql" else ":d"
+            await connection.execute(
+                text(f"UPDATE event_store.events SET data = {cast} {where}"),
+                {"d": orjson.dumps(data).decode(), "s": stream_id, "v": version},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_a_damaged_field_reads_as_unreadable_and_readers_go_past_it(
+    database: str, tmp_path: Path
+) -> None:
+    category = new_category()
+    stream, subject = new_stream(category), new_subject()
+    async with served(settings_for(database, tmp_path)) as api:
+        before = REGISTRY.get_sample_value("outrigger_event_store_unreadable_fields_total") or 0
+        await post_events(api.http, stream, personal(subject, 0), personal(subject, 1))
+        await post_events(api.http, stream, personal(None, 2))
+        await damage_email(api.settings.database_url, stream, 1)
+        damaged = {**personal(subject, 1)["data"], "email": UNREADABLE}
+        expected = [personal(subject, 0)["data"], damaged, personal(None, 2)["data"]]
+        events = (await api.http.get(f"/v1/streams/{stream}/events")).json()["events"]
+        assert [e["data"] for e in events] == expected
+        async with api.subscribe(params={"category": category}) as sse:
+            assert [f.json()["data"] for f in await sse.events(3)] == expected
+        after = REGISTRY.get_sample_value("outrigger_event_store_unreadable_fields_total")
+        assert after == before + 2  # the stream read and the subscription

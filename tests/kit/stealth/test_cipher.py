@@ -10,6 +10,7 @@ import pytest
 from outrigger.errors import Gone, InvalidInput
 from outrigger.stealth import (
     ERASED,
+    UNREADABLE,
     InMemorySubjectKeyStore,
     Keyring,
     MasterKey,
@@ -151,6 +152,33 @@ async def test_unknown_key_ids_and_formats_are_named(stealth: Stealth, k2: Maste
     future = {"ssn": stored["ssn"].replace(":v1:", ":v9:")}
     with pytest.raises(StealthError, match="unsupported stealth format 'v9'"):
         await stealth.deobfuscate(future, ["ssn"])
+
+
+async def test_with_on_unreadable_a_bad_field_is_marked_and_the_rest_revealed(
+    stealth: Stealth, k2: MasterKey
+) -> None:
+    stored = await stealth.obfuscate({"a": "1", "b": "2", "c": "3"}, ["a", "b"])
+    stored = await stealth.obfuscate(stored, ["c"], subject="s")
+    damaged = {**stored, "a": flip(stored["a"])}
+    errors: list[StealthError] = []
+    revealed = await stealth.deobfuscate(
+        damaged, ["a", "b", "c"], subject="s", on_unreadable=errors.append
+    )
+    assert revealed == {"a": UNREADABLE, "b": "2", "c": "3"}
+    assert [type(error) for error in errors] == [TamperedCiphertext]
+    assert "1" not in errors[0].detail
+    # a keyring without the field's key: every master-key field (and the subject key it wraps)
+    errors.clear()
+    without_k1 = Stealth(Keyring([k2]), stealth.subject_keys)
+    revealed = await without_k1.deobfuscate(
+        stored, ["a", "b", "c"], subject="s", on_unreadable=errors.append
+    )
+    assert revealed == {"a": UNREADABLE, "b": UNREADABLE, "c": UNREADABLE}
+    assert {type(error) for error in errors} == {UnknownKeyId}
+    # a forgotten subject still reads as erased, not unreadable
+    await stealth.forget("s")
+    revealed = await stealth.deobfuscate(stored, ["c"], subject="s", on_unreadable=errors.append)
+    assert revealed == {**stored, "c": ERASED}
 
 
 async def test_rotation_keeps_old_data_readable(k1: MasterKey, k2: MasterKey) -> None:
