@@ -132,7 +132,12 @@ async def _subscriptions(
     buffered = settings.event_store_sse_max_buffered_events
     batch_size = settings.event_store_sse_batch_size
     idle_wait = settings.event_store_sse_idle_wait_seconds
-    tail = LogTail(store, batch_size=min(batch_size, buffered), idle_wait=idle_wait)
+    tail = LogTail(
+        store,
+        batch_size=min(batch_size, buffered),
+        idle_wait=idle_wait,
+        overflow_grace=settings.event_store_sse_overflow_grace_seconds,
+    )
     stack.push_async_callback(tail.close)
     return LogSubscriptions(
         store, tail, shredder.reveal, batch_size=batch_size, max_buffered=buffered

@@ -34,6 +34,8 @@ class EventStoreSettings(Settings):
     # Server-Sent Events subscriptions
     event_store_sse_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
     event_store_sse_max_buffered_events: int = Field(1000, ge=1, le=1_000_000)
+    # how long the log tail waits for a subscriber's full buffer to drain before dropping it
+    event_store_sse_overflow_grace_seconds: float = Field(0.5, ge=0, le=30)
     event_store_sse_batch_size: int = Field(500, ge=1, le=10_000)
     event_store_sse_send_timeout_seconds: float = Field(30.0, gt=0)
     event_store_sse_idle_wait_seconds: float = Field(1.0, gt=0, le=60)

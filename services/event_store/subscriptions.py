@@ -6,10 +6,11 @@ log once and offers it to every live subscriber, which keeps the events it wants
 buffer. The switch has no gap and no duplicate: if the tail is ahead, the subscriber reads the
 part between from the store first; events it already sent are skipped by position.
 
-A subscriber whose buffer overflows (its client reads slower than events arrive) is dropped: it
-gets a final `dropped` event naming the position to resume after and the stream ends; reconnecting
-with `Last-Event-ID` continues exactly there. Every event's SSE `id` is its global position. One
-`live` event (no id) marks the end of catch-up.
+A subscriber whose buffer stays full (its client reads slower than events arrive) is dropped once
+the tail has waited `overflow_grace` for it to make room (a burst can fill the buffer of a client
+that keeps up): it gets a final `dropped` event naming the position to resume after and the
+stream ends; reconnecting with `Last-Event-ID` continues exactly there. Every event's SSE `id` is
+its global position. One `live` event (no id) marks the end of catch-up.
 """
 
 from __future__ import annotations
@@ -102,20 +103,35 @@ class Follower:
         self._batches: deque[list[RecordedEvent]] = deque()
         self._buffered = 0
         self._ready = asyncio.Event()
+        self._taken = asyncio.Event()
 
     def offer(self, events: list[RecordedEvent]) -> bool:
-        """Buffers the wanted events; False (and dropped, buffer emptied) when they do not fit."""
+        """Buffers the wanted events; False (nothing buffered) when they do not fit."""
         mine = [event for event in events if self.wanted.wants(event)]
         if mine:
             if self._buffered + len(mine) > self._limit:
-                self.dropped = True
-                self._batches.clear()
-                self._buffered = 0
-            else:
-                self._batches.append(mine)
-                self._buffered += len(mine)
+                return False
+            self._batches.append(mine)
+            self._buffered += len(mine)
             self._ready.set()
-        return not self.dropped
+        return True
+
+    async def drained(self, within: float) -> bool:
+        """Waits at most `within` seconds for the subscriber to take a batch; True if it did."""
+        self._taken.clear()
+        try:
+            async with asyncio.timeout(within):
+                await self._taken.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def drop(self) -> None:
+        """Ends the subscription with `dropped`: its client fell too far behind."""
+        self.dropped = True
+        self._batches.clear()
+        self._buffered = 0
+        self._ready.set()
 
     def close(self) -> None:
         self.closed = True
@@ -130,6 +146,7 @@ class Follower:
             await self._ready.wait()
         batch = self._batches.popleft()
         self._buffered -= len(batch)
+        self._taken.set()
         return batch
 
 
@@ -140,11 +157,14 @@ class LogTail:
     batches it offers are contiguous from there.
     """
 
-    def __init__(self, store: EventStore, *, batch_size: int, idle_wait: float) -> None:
+    def __init__(
+        self, store: EventStore, *, batch_size: int, idle_wait: float, overflow_grace: float = 0.5
+    ) -> None:
         self.position = 0
         self._store = store
         self._batch_size = batch_size
         self._idle_wait = idle_wait
+        self._grace = overflow_grace
         self._followers: set[Follower] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -173,6 +193,18 @@ class LogTail:
             follower.close()
         self._followers.clear()
 
+    async def _offer_when_drained(self, full: list[Follower], events: list[RecordedEvent]) -> None:
+        """Gives subscribers with full buffers `overflow_grace` seconds in all to make room (a
+        burst can fill the buffer of one that keeps up); drops those that do not."""
+        deadline = asyncio.get_running_loop().time() + self._grace
+        for follower in full:
+            while follower in self._followers and not follower.offer(events):
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0 or not await follower.drained(remaining):
+                    follower.drop()
+                    self._followers.discard(follower)
+                    break
+
     async def _run(self) -> None:
         try:
             while self._followers:
@@ -188,9 +220,9 @@ class LogTail:
                     continue
                 if not events or self.position != after:  # nothing new, or restarted meanwhile
                     continue
-                for follower in list(self._followers):
-                    if not follower.offer(events):
-                        self._followers.discard(follower)
+                full = [follower for follower in self._followers if not follower.offer(events)]
+                if full:
+                    await self._offer_when_drained(full, events)
                 self.position = position(events[-1])
         except Exception:
             log.exception("the log tail failed; closing its subscriptions")
