@@ -221,9 +221,10 @@ class LogTail:
                 if not events or self.position != after:  # nothing new, or restarted meanwhile
                     continue
                 full = [follower for follower in self._followers if not follower.offer(events)]
+                # before any wait: a subscriber joining meanwhile must catch up past this batch
+                self.position = position(events[-1])
                 if full:
                     await self._offer_when_drained(full, events)
-                self.position = position(events[-1])
         except Exception:
             log.exception("the log tail failed; closing its subscriptions")
             for follower in self._followers:

@@ -48,3 +48,21 @@ async def test_a_burst_of_ten_buffers_drops_the_stalled_subscriber_not_the_one_k
     assert stalled.dropped
     assert await stalled.next() is None  # its stream ends with `dropped`
     await tail.close()
+
+
+async def test_a_subscriber_joining_while_the_tail_waits_misses_nothing() -> None:
+    log = InstantLog(30)
+    tail = LogTail(log, batch_size=10, idle_wait=0.1, overflow_grace=0.3)  # type: ignore[arg-type]
+    stalled = Follower(LogFilter(), 10)
+    tail.join(stalled, 0)
+    async with asyncio.timeout(5):
+        await asyncio.sleep(0.1)  # the second batch did not fit: the tail waits on `stalled`
+        late = Follower(LogFilter(), 10)
+        joined_at = tail.join(late, tail.position)
+        received: list[int] = []
+        while not received or received[-1] < 30:
+            batch = await late.next()
+            assert batch is not None
+            received += [event.global_position or 0 for event in batch]
+    assert received == list(range(joined_at + 1, 31))
+    await tail.close()
