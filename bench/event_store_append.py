@@ -33,15 +33,13 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
-import psycopg
+from _servers import add_server_options, throwaway_database
 from sqlalchemy import text
 
-from outrigger.cli.migrate import upgrade
 from outrigger.db import Database
 from outrigger.settings import Settings
 from services.event_store.adapters.codec import events_json
 from services.event_store.adapters.postgres import PostgresEventStore
-from services.event_store.adapters.postgres_connection import conninfo
 from services.event_store.adapters.postgres_sequencer import PostgresSequencer
 from services.event_store.domain import EventData
 
@@ -310,12 +308,7 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--url",
-        default=os.environ.get(
-            "OUTRIGGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
+    add_server_options(parser)
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement (max 30)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peer-python", default="/tmp/es-peer/bin/python")
@@ -324,17 +317,8 @@ def main() -> None:
     if not Path(args.peer_python).exists():
         print(f"no peer: {args.peer_python} is missing (see the docstring)", file=sys.stderr)
         args.peer_python = None
-    base, _, _ = args.url.rpartition("/")
-    name = f"es_bench_{uuid.uuid4().hex[:8]}"
-    admin = conninfo(f"{base}/postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        upgrade(Settings(database_url=f"{base}/{name}"))
-        asyncio.run(bench(f"{base}/{name}", args))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with throwaway_database(args.url, "es_bench") as url:
+        asyncio.run(bench(url, args))
 
 
 if __name__ == "__main__":

@@ -28,23 +28,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import secrets
 import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 from _httpload import Figures, free_port, line, median, process, wait_http, wrk
+from _servers import add_server_options, throwaway_database
 from fastapi import FastAPI, Request, Response  # module level: the annotations resolve here
 
 from outrigger.auth import TokenIssuer
-from outrigger.cli.migrate import upgrade
 from outrigger.settings import Settings
 from services.event_store.adapters.postgres_connection import conninfo
 
@@ -261,16 +259,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, choices=range(1, 6))
     parser.add_argument("--duration", type=int, default=5, choices=range(1, 31))
-    parser.add_argument(
-        "--url",
-        default=os.environ.get(
-            "OUTRIGGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    parser.add_argument(
-        "--amqp-url",
-        default=os.environ.get("OUTRIGGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-    )
+    add_server_options(parser, amqp=True)
     parser.add_argument("--serve-minimal", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_minimal:
@@ -278,23 +267,13 @@ def main() -> None:
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
-    base, _, _ = args.url.rpartition("/")
-    name = f"es_http_bench_{uuid.uuid4().hex[:8]}"
-    admin = conninfo(f"{base}/postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
     workdir = Path(tempfile.mkdtemp(prefix="event-store-http-"))
-    try:
-        url = f"{base}/{name}"
-        upgrade(Settings(database_url=url))
+    with throwaway_database(args.url, "es_http_bench") as url:
         with psycopg.connect(conninfo(url), autocommit=True) as connection:
             connection.execute(
                 "CREATE TABLE scratch_events (LIKE event_store.events INCLUDING ALL)"
             )
         run(args, url, workdir)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

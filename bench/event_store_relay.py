@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import statistics
 import time
-import uuid
 
 import aio_pika
 import psycopg
+from _servers import add_server_options, throwaway_database
 
 from outrigger.bus import connect_bus
-from outrigger.cli.migrate import upgrade
-from outrigger.settings import Settings
 from services.event_store.adapters.postgres import PostgresEventStore
 from services.event_store.adapters.postgres_connection import conninfo
 from services.event_store.domain import EventData
@@ -91,33 +88,21 @@ async def main(url: str, amqp_url: str, events: int, rounds: int) -> None:
         print(f"  batch {size:>5}  {rate:>9,.0f} events/s  {cpu_us:>6.0f} µs CPU/event")
 
 
+def events_count(text: str) -> int:
+    count = int(text)
+    if not 1_000 <= count <= 200_000:
+        raise argparse.ArgumentTypeError("between 1,000 and 200,000 events")
+    return count
+
+
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=20_000, choices=range(1_000, 200_001))
+    parser.add_argument("--events", type=events_count, default=20_000, help="1,000-200,000")
     parser.add_argument("--rounds", type=int, default=3, choices=range(1, 6))
-    parser.add_argument(
-        "--url",
-        default=os.environ.get(
-            "OUTRIGGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    parser.add_argument(
-        "--amqp-url",
-        default=os.environ.get("OUTRIGGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-    )
+    add_server_options(parser, amqp=True)
     args = parser.parse_args()
-    base, _, _ = args.url.rpartition("/")
-    name = f"es_relay_bench_{uuid.uuid4().hex[:8]}"
-    admin = conninfo(f"{base}/postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = f"{base}/{name}"
-        upgrade(Settings(database_url=url))
+    with throwaway_database(args.url, "es_relay_bench") as url:
         asyncio.run(main(url, args.amqp_url, args.events, args.rounds))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
