@@ -11,7 +11,8 @@ exactly as they settle aiormq's own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from aiormq import Channel
 from aiormq.abc import ChannelFrame
@@ -23,30 +24,19 @@ from outrigger.bus.rabbitmq_consumer import PERSISTENT
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Mapping, Sequence
-    from typing import Any
 
     from aiormq.abc import AbstractChannel
 
 
+@dataclass(frozen=True, slots=True)
 class Publish:
     """One message, ready to be framed for whichever channel carries it."""
 
-    __slots__ = ("body", "content_type", "headers", "message_id", "routing_key")
-
-    def __init__(
-        self,
-        routing_key: str,
-        body: bytes,
-        *,
-        content_type: str | None,
-        headers: Mapping[str, Any],
-        message_id: str | None,
-    ) -> None:
-        self.routing_key = routing_key
-        self.body = body
-        self.content_type = content_type
-        self.headers = headers
-        self.message_id = message_id
+    routing_key: str
+    body: bytes
+    content_type: str | None
+    headers: Mapping[str, Any]
+    message_id: str | None
 
 
 async def write_batch(
