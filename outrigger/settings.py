@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: Literal["all", "errors", "off"] = Field(
+        "all", description="one JSON line per request: all, only 4xx/5xx answers, or none"
+    )
     max_body_bytes: int = Field(1024 * 1024, ge=1)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
 

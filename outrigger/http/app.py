@@ -62,7 +62,12 @@ def create_app(
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(RequestMiddleware, service=service, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        service=service,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
+    )
     if _tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

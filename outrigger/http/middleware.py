@@ -40,15 +40,20 @@ log = logging.getLogger("outrigger.http")
 
 
 class RequestMiddleware:
-    """Request id (kept or made, echoed), body size limit, RED metrics, JSON access log.
+    """Request id (kept or made, echoed), body size limit, RED metrics, JSON access log
+    (`access_log`: "all" requests, only "errors" (4xx and 5xx answers), or "off").
 
     An exception nothing else handled becomes a logged 500 problem with no stack trace.
     """
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: str, max_body_bytes: int, access_log: str = "all"
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        # the lowest status that gets an access log line: every one, 4xx and 5xx, or none
+        self.logged_from = {"all": 0, "errors": 400, "off": 1000}[access_log]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,7 +116,7 @@ class RequestMiddleware:
         method = scope["method"]
         REQUESTS.labels(self.service, route, method, f"{status // 100}xx").inc()
         DURATION.labels(self.service, route, method).observe(elapsed)
-        if scope["path"] in _UNLOGGED and status < 400:
+        if status < self.logged_from or (scope["path"] in _UNLOGGED and status < 400):
             return
         log.info(
             "%s %s %d",

@@ -217,3 +217,17 @@ async def test_readyz_reports_each_check(settings: Settings) -> None:
     assert not_ready.headers["content-type"] == PROBLEM
     assert not_ready.json()["checks"]["cache"].startswith("cache: ConnectionRefusedError")
     assert alive.status_code == 200
+
+
+@pytest.mark.parametrize(("mode", "logged"), [("all", [200, 404]), ("errors", [404]), ("off", [])])
+async def test_the_access_log_has_all_requests_only_errors_or_none(
+    settings: Settings, caplog: pytest.LogCaptureFixture, mode: str, logged: list[int]
+) -> None:
+    app = build(settings.model_copy(update={"access_log": mode}))
+    headers = bearer(settings, "cache:read")
+    async with running(app) as client:
+        with caplog.at_level(logging.INFO, logger="outrigger.http"):
+            assert (await client.get("/v1/items/1", headers=headers)).status_code == 200
+            assert (await client.get("/v1/nowhere", headers=headers)).status_code == 404
+    lines = [r for r in caplog.records if r.name == "outrigger.http"]
+    assert [getattr(r, "status", None) for r in lines] == logged
