@@ -132,15 +132,22 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of 127.0.0.1; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
-        timeout_graceful_shutdown=2,
-    )  # fmt: skip
+async def serving(app: FastAPI, *, send_buffer: int | None = None) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free port of 127.0.0.1; yields its base URL.
+
+    `send_buffer` shrinks the accepted sockets' send buffers (and sets TCP_NODELAY, which asyncio
+    leaves unset on sockets uvicorn is given), so a client that stops reading blocks the server
+    after a few frames rather than megabytes.
+    """
+    listener = socket.socket()
+    if send_buffer is not None:  # accepted sockets inherit both
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=2)
     server = _Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         async with asyncio.timeout(20):
             while not server.started:
@@ -150,6 +157,7 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
+        listener.close()
 
 
 async def append(

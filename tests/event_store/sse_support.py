@@ -16,16 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
-import uvicorn
 
 from outrigger.bus import connect_bus
 from services.event_store.app import build_app
-from tests.event_store.api_support import AuditInbox, bearer, unique
+from tests.event_store.api_support import AuditInbox, bearer, serving, unique
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
-
-    from fastapi import FastAPI
+    from collections.abc import AsyncIterator
 
     from outrigger.bus import MessageBus
     from services.event_store.settings import EventStoreSettings
@@ -149,42 +146,10 @@ class Served:
             yield SseReader(response)
 
 
-class _Server(uvicorn.Server):
-    """Leaves the process's signal handlers alone (pytest owns them)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of 127.0.0.1 (small send buffers); its base URL."""
-    listener = socket.socket()
-    # accepted sockets inherit both (asyncio sets no TCP_NODELAY on sockets uvicorn was given)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
-    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=2)
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(20):
-            while not server.started:
-                assert not task.done(), "the server stopped while starting"
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-        listener.close()
-
-
 @contextlib.asynccontextmanager
 async def served(settings: EventStoreSettings) -> AsyncIterator[Served]:
     """The app built from `settings`, served by uvicorn on a free port of 127.0.0.1."""
-    async with serving(build_app(settings)) as url:
+    async with serving(build_app(settings), send_buffer=SOCKET_BUFFER_BYTES) as url:
         bus: MessageBus = connect_bus(settings.amqp_url, source="tests")
         await bus.start()
         try:
