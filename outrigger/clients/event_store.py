@@ -20,49 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
-import orjson
 
 from outrigger.clients.base import ServiceClient
 from outrigger.errors import InfrastructureError, NotFound
+from outrigger.sse import frames
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 
 ExpectedVersion = str | int
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
-
-
-@dataclass
-class ServerSentEvent:
-    """One message of an SSE stream: `event` is "message" unless the server named it."""
-
-    event: str = "message"
-    data: list[str] = field(default_factory=list)
-    id: str | None = None
-
-
-async def server_sent_events(lines: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
-    """The messages of an SSE stream, from its lines (comments and unknown fields skipped)."""
-    message = ServerSentEvent()
-    async for line in lines:
-        if not line:
-            if message.data or message.event != "message":
-                yield message
-            message = ServerSentEvent()
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            message.data.append(value)
-        elif name == "event":
-            message.event = value
-        elif name == "id":
-            message.id = value
 
 
 def _stream(stream_id: str) -> str:
@@ -231,10 +202,10 @@ class EventStoreClient(ServiceClient):
             if response.status_code != 200:
                 await response.aread()
                 raise self._failure("GET", path, response)
-            async for message in server_sent_events(response.aiter_lines()):
-                if message.event == "message" and message.id is not None:
-                    yield orjson.loads("\n".join(message.data))
-                elif message.event == "dropped":
+            async for frame in frames(response.aiter_lines()):
+                if frame.event is None and frame.id is not None:
+                    yield frame.json()
+                elif frame.event == "dropped":
                     return
         finally:
             await response.aclose()

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from outrigger.errors import InvalidInput
+from outrigger.testing import unique
 from services.cache.domain import CacheStore, Write
-from tests.cache.support import StoreFixtures, unique
+from tests.cache.support import StoreFixtures
 
 
 class InvalidationContract(StoreFixtures):

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from outrigger.errors import Conflict, InvalidInput
+from outrigger.testing import unique
 from services.cache.domain import CacheStore
-from tests.cache.support import Ledger, StoreFixtures, unique
+from tests.cache.support import Ledger, StoreFixtures
 
 
 class LockContract(StoreFixtures):

@@ -1,4 +1,4 @@
-"""What the cache API tests share: the app on each backend, tokens, and an audit inbox.
+"""What the cache API tests share: the app on each backend behind an in-process client.
 
 `CacheApi` is a mixin of fixtures, like the contract suite's `StoreFixtures`: a test class that
 inherits it runs each test against the in-memory store and against real Redis (under its own
@@ -8,19 +8,16 @@ on a name of its own per test.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from outrigger.auth import TokenIssuer
-from outrigger.bus import Ack, Delivery, connect_bus
+from outrigger.bus import connect_bus
+from outrigger.testing import AuditInbox, audit_inbox, bearer, unique
 from services.cache.app import build_app
 from services.cache.settings import CacheSettings
 
@@ -36,10 +33,6 @@ ALL = ("cache:read", "cache:write", "locks:write")
 PROBLEM = "application/problem+json"
 
 
-def unique(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:12]}"
-
-
 def cache_settings(redis_url: str, **overrides: Any) -> CacheSettings:
     values: dict[str, Any] = {
         "jwt_secret": SECRET,
@@ -51,33 +44,6 @@ def cache_settings(redis_url: str, **overrides: Any) -> CacheSettings:
     }
     values.update(overrides)
     return CacheSettings(**values)
-
-
-def bearer(settings: CacheSettings, *scopes: str) -> dict[str, str]:
-    token = TokenIssuer.from_settings(settings).mint("tester", list(scopes), 300)
-    return {"Authorization": f"Bearer {token}"}
-
-
-@dataclass
-class AuditInbox:
-    """Every audit record the cache publishes during a test."""
-
-    records: list[Delivery] = field(default_factory=list)
-
-    async def __call__(self, delivery: Delivery) -> Ack:
-        self.records.append(delivery)
-        return Ack()
-
-    async def wait(self, count: int, within: float = 5.0) -> list[Delivery]:
-        deadline = time.monotonic() + within
-        while len(self.records) < count:
-            assert time.monotonic() < deadline, f"{len(self.records)} audit records, not {count}"
-            await asyncio.sleep(0.01)
-        return self.records
-
-    @property
-    def actions(self) -> list[str]:
-        return [record.routing_key for record in self.records]
 
 
 @dataclass
@@ -100,8 +66,7 @@ async def running(settings: CacheSettings, **build: Any) -> AsyncIterator[Servic
     async with app.router.lifespan_context(app):
         bus = connect_bus(settings.amqp_url, source="tests")
         await bus.start()
-        audit = AuditInbox()
-        await bus.subscribe(unique("audit"), [("outrigger.audit", "cache.#")], audit)
+        audit = await audit_inbox(bus, "cache")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://cache", headers=bearer(settings, *ALL)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import abc
-import uuid
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pytest
 
 from outrigger.errors import Conflict
+from outrigger.testing import unique
 from services.cache.domain import CacheLimits, TtlPolicy
 
 if TYPE_CHECKING:
@@ -24,10 +24,6 @@ LIMITS = CacheLimits(
 )
 
 NewStore: TypeAlias = "Callable[..., Awaitable[CacheStore]]"
-
-
-def unique(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:12]}"
 
 
 class StoreFixtures(abc.ABC):

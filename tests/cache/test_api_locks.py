@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from outrigger.errors import Conflict
-from tests.cache.http_support import PROBLEM, CacheApi, Service, unique
+from outrigger.testing import unique
+from tests.cache.http_support import PROBLEM, CacheApi, Service
 from tests.cache.support import Ledger
 
 

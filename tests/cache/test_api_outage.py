@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.cache.http_support import PROBLEM, cache_settings, forget, running, unique
+from outrigger.testing import unique
+from tests.cache.http_support import PROBLEM, cache_settings, forget, running
 from tests.cache.redis_server import start_redis, stop_redis
 
 pytestmark = [pytest.mark.redis, pytest.mark.disruptive]

@@ -13,7 +13,8 @@ from outrigger.clients import CacheClient
 from outrigger.clients.cache import LockLost
 from outrigger.errors import Conflict, PreconditionFailed
 from outrigger.resilience import Policy
-from tests.cache.http_support import ALL, CacheApi, Service, bearer, unique
+from outrigger.testing import bearer, unique
+from tests.cache.http_support import ALL, CacheApi, Service
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable

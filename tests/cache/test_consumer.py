@@ -11,11 +11,12 @@ import pytest
 
 from outrigger.audit_trail import AuditTrail
 from outrigger.bus import Ack, CloudEvent, Delivery, Retry, connect_bus
+from outrigger.testing import unique
 from services.cache.adapters.memory import MemoryCacheStore
 from services.cache.adapters.redis import RedisCacheStore
 from services.cache.consumers import MAX_ATTEMPTS, StreamInvalidation, subscribe_invalidations
 from services.cache.domain import Write
-from tests.cache.http_support import CacheApi, Service, forget, unique
+from tests.cache.http_support import CacheApi, Service, forget
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -13,11 +13,12 @@ import pytest
 from redis.asyncio import Redis
 
 from outrigger.errors import CacheError
+from outrigger.testing import unique
 from services.cache.adapters.redis import RedisCacheStore
 from services.cache.domain import CacheLimits, CacheStore, Write
 from tests.cache.contract import CacheStoreContract
 from tests.cache.redis_server import start_redis, stop_redis
-from tests.cache.support import LIMITS, unique
+from tests.cache.support import LIMITS
 
 pytestmark = pytest.mark.redis
 

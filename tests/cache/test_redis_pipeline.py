@@ -8,10 +8,11 @@ import time
 import pytest
 
 from outrigger.errors import CacheError
+from outrigger.testing import unique
 from services.cache.adapters.redis import RedisCacheStore
 from services.cache.adapters.redis_pipeline import PipelinedConnection, ReplyError, encode, parse
 from services.cache.domain import CacheLimits, Write
-from tests.cache.http_support import forget, unique
+from tests.cache.http_support import forget
 
 REPLY = b"*3\r\n*2\r\n$5\r\nhello\r\n:42\r\n$-1\r\n+OK\r\n"
 

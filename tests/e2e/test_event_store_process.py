@@ -27,8 +27,8 @@ from outrigger.bus.cloudevents import text_headers
 from outrigger.clients import EventStoreClient
 from outrigger.resilience import Policy
 from outrigger.settings import Settings
+from outrigger.testing import free_port
 from tests.databases import migrated_database
-from tests.event_store.api_support import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

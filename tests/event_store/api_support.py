@@ -1,5 +1,4 @@
-"""What the event-store API tests share: the app on each backend, tokens, an audit inbox, and a
-real server for the streaming tests.
+"""What the event-store API tests share: the app on each backend behind an in-process client.
 
 `running()` builds the app inline with the settings a test needs, runs its lifespan and puts an
 in-process HTTP client in front of it. The embedded backend is a migrated SQLite copy with the
@@ -9,38 +8,30 @@ in memory, on a name of its own per app, so audit records can be read back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import uvicorn
 
-from outrigger.auth import ALL_SCOPES, TokenIssuer
-from outrigger.bus import Ack, connect_bus
+from outrigger.bus import connect_bus
+from outrigger.testing import AuditInbox, audit_inbox, bearer, unique
 from services.event_store.app import build_app
 from services.event_store.settings import EventStoreSettings
 from tests.databases import copy_sqlite
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from fastapi import FastAPI
 
-    from outrigger.bus import Delivery, MessageBus
+    from outrigger.bus import MessageBus
 
 SECRET = "event-store-tests-secret-of-32-bytes-or-more"
 PROBLEM = "application/problem+json"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
 def settings_for(database_url: str, data_dir: Path, **overrides: Any) -> EventStoreSettings:
@@ -55,29 +46,6 @@ def settings_for(database_url: str, data_dir: Path, **overrides: Any) -> EventSt
         **overrides,
     }
     return EventStoreSettings(**values)
-
-
-def bearer(settings: EventStoreSettings, *scopes: str, subject: str = "tester") -> dict[str, str]:
-    token = TokenIssuer.from_settings(settings).mint(subject, scopes or sorted(ALL_SCOPES), 300)
-    return {"Authorization": f"Bearer {token}"}
-
-
-@dataclass
-class AuditInbox:
-    """Every audit record the event store publishes while the app runs."""
-
-    records: list[Delivery] = field(default_factory=list)
-
-    async def __call__(self, delivery: Delivery) -> Ack:
-        self.records.append(delivery)
-        return Ack()
-
-    async def wait(self, count: int) -> list[Delivery]:
-        for _ in range(500):
-            if len(self.records) >= count:
-                return self.records
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"{len(self.records)} audit records, not {count}")
 
 
 @dataclass
@@ -99,8 +67,7 @@ async def running(settings: EventStoreSettings) -> AsyncIterator[Api]:
     async with app.router.lifespan_context(app):
         bus: MessageBus = connect_bus(settings.amqp_url, source="tests")
         await bus.start()
-        audit = AuditInbox()
-        await bus.subscribe(unique("audit"), [("outrigger.audit", "event-store.#")], audit)
+        audit = await audit_inbox(bus, "event-store")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://event-store", headers=bearer(settings)
@@ -115,49 +82,6 @@ def database_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         url: str = request.getfixturevalue("event_store_postgres_url")
         return url
     return copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Server(uvicorn.Server):
-    """Leaves the process's signal handlers alone (pytest owns them)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI, *, send_buffer: int | None = None) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of 127.0.0.1; yields its base URL.
-
-    `send_buffer` shrinks the accepted sockets' send buffers (and sets TCP_NODELAY, which asyncio
-    leaves unset on sockets uvicorn is given), so a client that stops reading blocks the server
-    after a few frames rather than megabytes.
-    """
-    listener = socket.socket()
-    if send_buffer is not None:  # accepted sockets inherit both
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=2)
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(20):
-            while not server.started:
-                assert not task.done(), "the server stopped while starting"
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-        listener.close()
 
 
 async def append(

@@ -19,11 +19,11 @@ from outrigger.bus.cloudevents import text_headers
 from outrigger.bus.dispatch import delivery_of
 from outrigger.bus.rabbitmq import RabbitMQBus
 from outrigger.errors import MessagingError
+from outrigger.testing import unique
 from services.event_store.adapters.postgres import PostgresEventStore
 from services.event_store.adapters.sqlite import SqliteEventStore
 from services.event_store.domain import EventData
 from services.event_store.relay import Relay, SoleLeadership
-from tests.event_store.api_support import unique
 from tests.event_store.conftest import settle
 
 if TYPE_CHECKING:

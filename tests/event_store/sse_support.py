@@ -1,5 +1,5 @@
-"""What the Server-Sent Events tests share: the app served by a real uvicorn server (with its
-audit inbox), and a reader that parses the SSE frames of a streaming response.
+"""What the Server-Sent Events tests share: the app served by a real uvicorn server, with its
+audit inbox.
 
 The server's sockets, and those of `slow_client`, have small fixed kernel buffers (no
 autotuning), so a client that stops reading blocks the server after a few hundred kilobytes
@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import orjson
 
 from outrigger.bus import connect_bus
+from outrigger.testing import AuditInbox, SseReader, audit_inbox, bearer, serving
 from services.event_store.app import build_app
-from tests.event_store.api_support import AuditInbox, bearer, serving, unique
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -27,85 +26,8 @@ if TYPE_CHECKING:
     from outrigger.bus import MessageBus
     from services.event_store.settings import EventStoreSettings
 
-FRAME_WAIT_SECONDS = 10.0
 SOCKET_BUFFER_BYTES = 32 * 1024
-
-
-@dataclass
-class Frame:
-    """One SSE frame: its fields, and the comment lines (heartbeats) it carried."""
-
-    id: str | None = None
-    event: str | None = None
-    data: list[str] = field(default_factory=list)
-    comments: list[str] = field(default_factory=list)
-
-    @property
-    def position(self) -> int:
-        assert self.id is not None, f"a frame without an id: {self}"
-        return int(self.id)
-
-    @property
-    def is_heartbeat(self) -> bool:
-        return bool(self.comments) and (self.id, self.event, self.data) == (None, None, [])
-
-    def json(self) -> Any:
-        return orjson.loads("\n".join(self.data))
-
-
-class EndOfStream(Exception):
-    """The server ended the response."""
-
-
-class SseReader:
-    """Parses `text/event-stream` lines into frames, one blank line ending each."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self._lines = response.aiter_lines()
-
-    async def frame(self, max_wait: float = FRAME_WAIT_SECONDS) -> Frame:
-        """The next frame (heartbeats included); `EndOfStream` when the response ends."""
-        frame = Frame()
-        async with asyncio.timeout(max_wait):
-            async for line in self._lines:
-                if not line:
-                    if frame != Frame():
-                        return frame
-                    continue
-                name, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if name == "":
-                    frame.comments.append(value)
-                elif name == "id":
-                    frame.id = value
-                elif name == "event":
-                    frame.event = value
-                elif name == "data":
-                    frame.data.append(value)
-        raise EndOfStream(f"the stream ended (unfinished frame: {frame})")
-
-    async def message(self, max_wait: float = FRAME_WAIT_SECONDS) -> Frame:
-        """The next frame that is not a heartbeat."""
-        while (frame := await self.frame(max_wait)).is_heartbeat:
-            pass
-        return frame
-
-    async def events_until_live(self) -> list[Frame]:
-        """The catch-up events, up to the `live` marker."""
-        events = []
-        while (frame := await self.message()).event != "live":
-            events.append(frame)
-        return events
-
-    async def events(self, count: int) -> list[Frame]:
-        """The next `count` events, skipping heartbeats and the `live` marker."""
-        events: list[Frame] = []
-        while len(events) < count:
-            frame = await self.message()
-            if frame.event is None:
-                events.append(frame)
-        return events
+WAIT_SECONDS = 10.0
 
 
 @dataclass
@@ -153,10 +75,9 @@ async def served(settings: EventStoreSettings) -> AsyncIterator[Served]:
         bus: MessageBus = connect_bus(settings.amqp_url, source="tests")
         await bus.start()
         try:
-            audit = AuditInbox()
-            await bus.subscribe(unique("audit"), [("outrigger.audit", "event-store.#")], audit)
+            audit = await audit_inbox(bus, "event-store")
             async with httpx.AsyncClient(
-                base_url=url, headers=bearer(settings), timeout=FRAME_WAIT_SECONDS
+                base_url=url, headers=bearer(settings), timeout=WAIT_SECONDS
             ) as http:
                 yield Served(url, settings, http, audit)
         finally:

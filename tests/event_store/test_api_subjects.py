@@ -222,9 +222,9 @@ async def test_subscriptions_reveal_sensitive_fields_until_the_subject_is_forgot
     async with served(settings_for(database, tmp_path)) as api:
         params = {"category": category}
         async with api.subscribe(params=params) as sse:
-            assert await sse.events_until_live() == []
+            assert await sse.messages_until("live") == []
             await post_events(api.http, stream, personal(subject, 0), personal(None, 1))
-            live = await sse.events(2)
+            live = await sse.messages(2)
             assert [f.json()["data"] for f in live] == [
                 personal(subject, 0)["data"],
                 personal(None, 1)["data"],
@@ -232,17 +232,17 @@ async def test_subscriptions_reveal_sensitive_fields_until_the_subject_is_forgot
             response = await api.http.delete(f"/v1/subjects/{subject}", headers=api.as_("admin"))
             assert response.status_code == 204
             await post_events(api.http, stream, personal(subject, 2))
-            [after] = await sse.events(1)
+            [after] = await sse.messages(1)
             assert after.json()["data"] == personal(subject, 2)["data"]
         async with api.subscribe(params=params) as sse:
-            replayed = await sse.events(3)
+            replayed = await sse.messages(3)
         assert [f.json()["data"] for f in replayed] == [
             erased(0),
             personal(None, 1)["data"],
             personal(subject, 2)["data"],
         ]
         async with api.subscribe(f"/v1/streams/{stream}/subscribe") as sse:
-            assert [f.json()["data"] for f in await sse.events(1)] == [erased(0)]
+            assert [f.json()["data"] for f in await sse.messages(1)] == [erased(0)]
         [record] = await api.audit.wait(1)
         assert record.routing_key == "event-store.subject_forgotten"
 
@@ -287,6 +287,6 @@ async def test_a_damaged_field_reads_as_unreadable_and_readers_go_past_it(
         events = (await api.http.get(f"/v1/streams/{stream}/events")).json()["events"]
         assert [e["data"] for e in events] == expected
         async with api.subscribe(params={"category": category}) as sse:
-            assert [f.json()["data"] for f in await sse.events(3)] == expected
+            assert [f.json()["data"] for f in await sse.messages(3)] == expected
         after = REGISTRY.get_sample_value("outrigger_event_store_unreadable_fields_total")
         assert after == before + 2  # the stream read and the subscription

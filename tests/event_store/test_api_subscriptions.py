@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from outrigger.testing import EndOfStream
 from tests.event_store.api_support import (
     BACKENDS,
     PROBLEM,
@@ -20,7 +21,7 @@ from tests.event_store.api_support import (
     settings_for,
 )
 from tests.event_store.fresh_database import fresh_database
-from tests.event_store.sse_support import EndOfStream, Frame, Served, post_events, served
+from tests.event_store.sse_support import Served, post_events, served
 from tests.event_store.suite import new_category, new_stream
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
     from pathlib import Path
 
-    from tests.event_store.sse_support import SseReader
+    from outrigger.sse import Frame
+    from outrigger.testing import SseReader
 
 PADDING = "x" * 2000  # about 2 KB per event: a few hundred fill the socket buffers
 
@@ -139,21 +141,21 @@ async def test_reconnecting_with_last_event_id_resumes_right_after_it(
         stream = new_stream(category)
         await post_events(api.http, stream, *[event(n) for n in range(6)], sequenced=True)
         async with api.subscribe(params={"category": category}) as sse:
-            first = await sse.events_until_live()
+            first = await sse.messages_until("live")
         assert numbers(first) == [0, 1, 2, 3, 4, 5]
         resume = {"Last-Event-ID": first[2].id or ""}
         params = {"after": 0, "category": category}  # the header wins over `after`
         async with api.subscribe(params=params, headers=resume) as sse:
-            again = await sse.events_until_live()
+            again = await sse.messages_until("live")
             assert positions(again) == positions(first[3:])
             await post_events(api.http, stream, event(6), event(7))
-            assert numbers(await sse.events(2)) == [6, 7]
+            assert numbers(await sse.messages(2)) == [6, 7]
         async with api.subscribe(headers=resume) as sse:
-            [next_one] = await sse.events(1)
+            [next_one] = await sse.messages(1)
             assert next_one.position == first[2].position + 1
         after = {"after": first[2].position, "category": category}
         async with api.subscribe(params=after) as sse:
-            assert numbers(await sse.events(5)) == [3, 4, 5, 6, 7]
+            assert numbers(await sse.messages(5)) == [3, 4, 5, 6, 7]
 
 
 async def test_a_subscription_after_a_position_beyond_the_head_holds_no_other_back(
@@ -166,10 +168,10 @@ async def test_a_subscription_after_a_position_beyond_the_head_holds_no_other_ba
             api.subscribe(headers=far) as ahead,
             api.subscribe(params={"category": category}) as sse,
         ):
-            assert await ahead.events_until_live() == []
-            assert await sse.events_until_live() == []
+            assert await ahead.messages_until("live") == []
+            assert await sse.messages_until("live") == []
             await post_events(api.http, new_stream(category), event(0))
-            assert numbers(await sse.events(1)) == [0]
+            assert numbers(await sse.messages(1)) == [0]
 
 
 @pytest.mark.parametrize("header", ["abc", "-1", "1.5"])
@@ -195,14 +197,14 @@ async def test_category_and_type_filters_pick_events_before_and_after_going_live
             api.subscribe(params={"type": added}) as by_type,
             api.subscribe(params={"category": shop, "type": added}) as by_both,
         ):
-            assert numbers(await by_category.events_until_live()) == [0, 1]
-            assert numbers(await by_type.events_until_live()) == [0, 2]
-            assert numbers(await by_both.events_until_live()) == [0]
+            assert numbers(await by_category.messages_until("live")) == [0, 1]
+            assert numbers(await by_type.messages_until("live")) == [0, 2]
+            assert numbers(await by_both.messages_until("live")) == [0]
             await post_events(api.http, person, event(3, added), event(4, removed))
             await post_events(api.http, cart, event(5, removed), event(6, added))
-            assert numbers(await by_category.events(2)) == [5, 6]
-            assert numbers(await by_type.events(2)) == [3, 6]
-            [both] = await by_both.events(1)
+            assert numbers(await by_category.messages(2)) == [5, 6]
+            assert numbers(await by_type.messages(2)) == [3, 6]
+            [both] = await by_both.messages(1)
             assert numbers([both]) == [6]
             assert (both.json()["stream_id"], both.json()["type"]) == (cart, added)
 
@@ -240,18 +242,18 @@ async def test_a_stream_subscription_starts_at_from_version_and_follows_only_tha
             await post_events(api.http, sibling, event(100 + n), sequenced=True)
         path = f"/v1/streams/{stream}/subscribe"
         async with api.subscribe(path, params={"from_version": 2}) as sse:
-            caught_up = await sse.events_until_live()
+            caught_up = await sse.messages_until("live")
             assert [f.json()["version"] for f in caught_up] == [2, 3, 4]
             assert {f.json()["stream_id"] for f in caught_up} == {stream}
             assert positions(caught_up) == sorted(positions(caught_up))
             await post_events(api.http, sibling, event(105))
             await post_events(api.http, stream, event(5))
-            [live] = await sse.events(1)
+            [live] = await sse.messages(1)
             assert (live.json()["stream_id"], live.json()["version"]) == (stream, 5)
             assert live.position > caught_up[-1].position
         resume = {"Last-Event-ID": caught_up[0].id or ""}
         async with api.subscribe(path, params={"from_version": 0}, headers=resume) as sse:
-            assert [f.json()["version"] for f in await sse.events_until_live()] == [3, 4, 5]
+            assert [f.json()["version"] for f in await sse.messages_until("live")] == [3, 4, 5]
 
 
 async def test_a_stream_subscription_from_the_start_reads_every_visible_event(
@@ -262,7 +264,7 @@ async def test_a_stream_subscription_from_the_start_reads_every_visible_event(
         await post_events(api.http, stream, *[event(n) for n in range(4)], sequenced=True)
         await api.http.put(f"/v1/streams/{stream}/metadata", json={"truncate_before": 1})
         async with api.subscribe(f"/v1/streams/{stream}/subscribe") as sse:
-            assert numbers(await sse.events_until_live()) == [1, 2, 3]
+            assert numbers(await sse.messages_until("live")) == [1, 2, 3]
 
 
 async def test_a_stream_subscription_of_a_stream_without_events_waits_for_its_first(
@@ -273,9 +275,9 @@ async def test_a_stream_subscription_of_a_stream_without_events_waits_for_its_fi
         serve(database, tmp_path) as api,
         api.subscribe(f"/v1/streams/{stream}/subscribe") as sse,
     ):
-        assert await sse.events_until_live() == []
+        assert await sse.messages_until("live") == []
         await post_events(api.http, stream, event(1), event(2))
-        first = await sse.events(2)
+        first = await sse.messages(2)
         assert [f.json()["version"] for f in first] == [0, 1]
         assert numbers(first) == [1, 2]
 
@@ -310,7 +312,7 @@ async def test_heartbeats_arrive_while_the_subscription_is_idle(
         serve(database, tmp_path, event_store_sse_heartbeat_seconds=0.05) as api,
         api.subscribe(params={"category": new_category()}) as sse,
     ):
-        assert await sse.events_until_live() == []
+        assert await sse.messages_until("live") == []
         for _ in range(2):
             heartbeat = await sse.frame(max_wait=5)
             assert heartbeat.is_heartbeat
@@ -328,12 +330,12 @@ async def test_a_client_that_falls_behind_is_dropped_with_a_final_event_naming_w
         api.subscribe(params=params, client=slow_client) as slow,
         api.subscribe(params=params) as keeping_up,
     ):
-        assert await slow.events_until_live() == []
-        assert await keeping_up.events_until_live() == []
+        assert await slow.messages_until("live") == []
+        assert await keeping_up.messages_until("live") == []
         everything: list[int] = []
         for start in range(0, 300, 5):  # the slow client reads nothing meanwhile
             await write_padded(api, stream, 5, start)
-            everything += positions(await keeping_up.events(5))
+            everything += positions(await keeping_up.messages(5))
         # the client keeping up has every event: the log tail offered each one to both
         received, controls, end = await rest_of(slow)
         assert isinstance(end, EndOfStream)  # the stream ended cleanly, after the final event
@@ -348,7 +350,7 @@ async def test_a_client_that_falls_behind_is_dropped_with_a_final_event_naming_w
         assert resume_after == received[-1].position < everything[-1]
         resume = {"Last-Event-ID": str(resume_after)}
         async with api.subscribe(params=params, headers=resume) as resumed:
-            rest = await resumed.events_until_live()
+            rest = await resumed.messages_until("live")
         assert positions(received) + positions(rest) == everything
 
 
@@ -366,7 +368,7 @@ async def test_a_client_that_stops_reading_is_cut_off_after_the_send_timeout(
     async with serve(database, tmp_path, **overrides) as api, api.slow_client() as slow_client:
         before = await open_subscriptions(api)
         async with api.subscribe(params=params, client=slow_client) as slow:
-            assert await slow.events_until_live() == []
+            assert await slow.messages_until("live") == []
             assert await open_subscriptions(api) == before + 1
             await write_padded(api, stream, 300)
             for _ in range(500):  # the server lets go of the subscription
@@ -386,7 +388,7 @@ async def test_a_client_that_stops_reading_is_cut_off_after_the_send_timeout(
         assert any("the client read nothing for 0.2 s" in r.getMessage() for r in caplog.records)
         resume = {"Last-Event-ID": received[-1].id or ""}
         async with api.subscribe(params=params, headers=resume) as resumed:
-            rest = await resumed.events_until_live()
+            rest = await resumed.messages_until("live")
         assert numbers(received) + numbers(rest) == list(range(300))
 
 
@@ -405,4 +407,4 @@ async def test_subscribing_needs_the_events_read_scope(database: str, tmp_path: 
             assert anonymous.status_code == 401
         reader = api.as_("events:read")
         async with api.subscribe(params={"category": new_category()}, headers=reader) as sse:
-            assert await sse.events_until_live() == []
+            assert await sse.messages_until("live") == []

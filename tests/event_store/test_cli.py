@@ -22,14 +22,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from outrigger.cli import main
+from outrigger.testing import bearer, free_port, serving
 from services.event_store.app import build_app
 from tests.databases import copy_sqlite
-from tests.event_store.api_support import (
-    bearer,
-    free_port,
-    serving,
-    settings_for,
-)
+from tests.event_store.api_support import settings_for
 from tests.event_store.suite import new_category, new_stream
 
 if TYPE_CHECKING:

@@ -27,16 +27,9 @@ from outrigger.errors import (
 )
 from outrigger.resilience import Policy, Retry
 from outrigger.stealth import ERASED
+from outrigger.testing import bearer, free_port, serving, unique
 from services.event_store.app import build_app
-from tests.event_store.api_support import (
-    BACKENDS,
-    bearer,
-    database_for,
-    free_port,
-    serving,
-    settings_for,
-    unique,
-)
+from tests.event_store.api_support import BACKENDS, database_for, settings_for
 from tests.event_store.network_faults import CutFirstSubscription, LoseFirstResponse
 from tests.event_store.suite import new_category, new_stream
 

@@ -15,9 +15,10 @@ import pytest
 from outrigger.bus.cloudevents import text_headers
 from outrigger.bus.rabbitmq_consumer import PERSISTENT
 from outrigger.errors import MessagingError
+from outrigger.testing import unique
 from services.event_store.domain import EventData
 from services.event_store.relay import PostgresLeadership, Relay, SoleLeadership
-from tests.event_store.api_support import BACKENDS, database_for, unique
+from tests.event_store.api_support import BACKENDS, database_for
 from tests.event_store.conftest import settle
 from tests.event_store.relay_support import (
     WAIT_SECONDS,

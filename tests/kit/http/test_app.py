@@ -9,9 +9,10 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from outrigger.auth import TokenIssuer, require_scope
+from outrigger.auth import require_scope
 from outrigger.errors import Conflict
 from outrigger.http import add_readiness_check, create_app
+from outrigger.testing import bearer
 from tests.kit.http.conftest import running
 
 if TYPE_CHECKING:
@@ -50,11 +51,6 @@ def build(settings: Settings) -> FastAPI:
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     return build(settings)
-
-
-def bearer(settings: Settings, *scopes: str) -> dict[str, str]:
-    token = TokenIssuer.from_settings(settings).mint("tester", list(scopes), 60)
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_route_answers_with_the_right_scope(app: FastAPI, settings: Settings) -> None:

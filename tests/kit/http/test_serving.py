@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import TYPE_CHECKING
 
 import httpx
@@ -11,15 +10,10 @@ from fastapi import APIRouter
 
 from outrigger.cli.serve import _serve_all, _server
 from outrigger.http import create_app
+from outrigger.testing import free_port
 
 if TYPE_CHECKING:
     from outrigger.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_shutdown_finishes_requests_in_flight(settings: Settings) -> None:
