@@ -37,11 +37,14 @@ from _servers import add_server_options, throwaway_database
 from sqlalchemy import text
 
 from outrigger.db import Database
+from outrigger.leadership import AdvisoryLockLeadership
 from outrigger.settings import Settings
 from services.event_store.adapters.codec import events_json
 from services.event_store.adapters.postgres import PostgresEventStore
-from services.event_store.adapters.postgres_sequencer import PostgresSequencer
+from services.event_store.adapters.postgres_connection import connect
 from services.event_store.domain import EventData
+from services.event_store.usecases import Sequencer
+from services.event_store.usecases.sequencer import ELECTION
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -244,8 +247,10 @@ async def bench(url: str, args: argparse.Namespace) -> None:
     setup = await asyncpg.connect(raw)
     await setup.execute("CREATE TABLE scratch_events (LIKE event_store.events INCLUDING ALL)")
     await setup.close()
-    sequencer = PostgresSequencer(url)
-    await sequencer.start()
+    sequenced = await PostgresEventStore.open(url, max_size=2)
+    election = AdvisoryLockLeadership(lambda: connect(url, "bench-sequencer"), ELECTION)
+    sequencer = Sequencer(sequenced, election)
+    sequencer.start()
     cells: dict[tuple[str, int, int], list[Result]] = {}
     for round_ in range(args.rounds):
         for size in BATCHES:
@@ -260,6 +265,7 @@ async def bench(url: str, args: argparse.Namespace) -> None:
                     )
     delays = [await sequencer_delay(url, args.seconds) for _ in range(args.rounds)]
     await sequencer.stop()
+    await sequenced.close()
     read, read_rate = await catch_up(url)
     report(cells, delays, read, read_rate)
 

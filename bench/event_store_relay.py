@@ -25,10 +25,11 @@ import psycopg
 from _servers import add_server_options, throwaway_database
 
 from outrigger.bus import connect_bus
+from outrigger.leadership import SoleLeadership
 from services.event_store.adapters.postgres import PostgresEventStore
 from services.event_store.adapters.postgres_connection import conninfo
 from services.event_store.domain import EventData
-from services.event_store.relay import Relay, SoleLeadership
+from services.event_store.usecases import Relay
 
 BATCH_SIZES = (20, 100, 1000)
 DATA = {"n": 0, "text": "a small event of about sixty bytes of JSON"}
@@ -63,9 +64,13 @@ async def main(url: str, amqp_url: str, events: int, rounds: int) -> None:
             for size in BATCH_SIZES:
                 checkpoint = f"bench-{suffix}-{number}-{size}"
                 relay = Relay(
-                    store, bus, SoleLeadership(), exchange=exchange, checkpoint=checkpoint,
+                    store,
+                    bus,
+                    SoleLeadership(checkpoint),
+                    exchange=exchange,
+                    checkpoint=checkpoint,
                     batch_size=size,
-                )  # fmt: skip
+                )
                 started, cpu, published = time.perf_counter(), time.process_time(), 0
                 while sent := await relay.publish_batch():
                     published += sent

@@ -1,4 +1,4 @@
-"""Background tasks: stopping one for good, and running a step periodically."""
+"""Background work: every loop of every service is a `Periodic`, stopped with `stop_task`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from outrigger.errors import OutriggerError
+from outrigger.resilience.retry import Retry
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("outrigger.tasks")
+
+# After a failing step: 0.1 s, then doubling up to 30 s (full jitter), until a step succeeds.
+BACKOFF = Retry(attempts=1, base_delay=0.1, max_delay=30.0)
 
 
 async def stop_task(task: asyncio.Task[Any] | None, *, grace: float = 1.0) -> None:
@@ -33,22 +39,36 @@ async def stop_task(task: asyncio.Task[Any] | None, *, grace: float = 1.0) -> No
 
 
 class Periodic:
-    """Runs `step` now and then every `interval` seconds in a task, until `stop()`.
+    """Runs `step` over and over in a task, until `stop()`.
 
-    `stop()` lets a step that is under way finish (up to `grace` seconds) instead of cancelling
-    it mid-flight: a query cancelled half-way can leave its connection behind (aiosqlite's
-    worker thread then answers a loop that is gone). Errors of a step are the step's to handle;
-    one that escapes is logged and the next step runs on time.
+    After a step that returns True (more work is waiting) the next one runs at once; otherwise
+    after `interval` seconds, or sooner when `wake()` is called. A step that raises is logged in
+    one line (a warning with the reason for the kit's errors, the stack trace for anything else)
+    and tried again after `backoff`'s delay, which grows while failures repeat and starts over
+    after a success. A step may also run for as long as it likes (a leader's work): `stop()`
+    cancels it after `grace` seconds.
+
+    `stop()` lets a step under way finish within `grace` instead of cancelling it at once: a
+    query cancelled half-way can leave its connection behind (aiosqlite's worker thread then
+    answers a loop that is gone).
     """
 
     def __init__(
-        self, step: Callable[[], Awaitable[Any]], interval: float, *, name: str, grace: float = 5.0
+        self,
+        step: Callable[[], Awaitable[bool | None]],
+        interval: float,
+        *,
+        name: str,
+        grace: float = 5.0,
+        backoff: Retry = BACKOFF,
     ) -> None:
+        self.name = name
         self._step = step
         self._interval = interval
-        self._name = name
         self._grace = grace
+        self._backoff = backoff
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -58,22 +78,45 @@ class Periodic:
     def start(self) -> None:
         if self._task is None:
             self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name=self._name)
+            self._task = asyncio.create_task(self.run(), name=self.name)
+
+    def wake(self) -> None:
+        """Runs the next step now instead of at the end of the interval."""
+        self._woken.set()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping.set()
+        self._woken.set()
         await asyncio.wait({task}, timeout=self._grace)
         await stop_task(task)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """The loop itself, in the calling task (`start()` gives it a task of its own)."""
+        failures = 0
         while not self._stopping.is_set():
+            self._woken.clear()
             try:
-                await self._step()
-            except Exception:
-                log.exception("%s failed; next try in %g s", self._name, self._interval)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._stopping.wait()
+                more = await self._step()
+            except Exception as exc:
+                failures += 1
+                delay = self._backoff.delay(failures)
+                self._log_failure(exc, delay)
+                await self._pause(delay)
+                continue
+            failures = 0
+            if not more:
+                await self._pause(self._interval)
+
+    def _log_failure(self, exc: Exception, delay: float) -> None:
+        if isinstance(exc, OutriggerError):
+            log.warning("%s: %s; next try in %.1f s", self.name, exc.detail, delay)
+        else:
+            log.exception("%s failed; next try in %.1f s", self.name, delay)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._woken.wait()

@@ -443,8 +443,16 @@ def _event_store() -> Row:
                 "Subscribers and leaders",
                 (
                     q("sum(outrigger_event_store_subscribers)", "SSE subscribers", es),
-                    q("sum(outrigger_event_store_sequencer_leader)", "sequencer leaders", es),
-                    q("sum(outrigger_event_store_relay_leader)", "relay leaders", es),
+                    q(
+                        'sum(outrigger_leader{election="event_store.sequencer"})',
+                        "sequencer leaders",
+                        es,
+                    ),
+                    q(
+                        'sum(outrigger_leader{election=~"event_store[.]relay[.].+"})',
+                        "relay leaders",
+                        es,
+                    ),
                 ),
                 description="One replica sequences and one relays; zero of either stalls the log.",
             ),

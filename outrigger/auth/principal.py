@@ -20,6 +20,7 @@ class Scopes:
 
     EVENTS_READ: Final = "events:read"
     EVENTS_WRITE: Final = "events:write"
+    EVENTS_REVEAL: Final = "events:reveal"
     AUDIT_READ: Final = "audit:read"
     AUDIT_WRITE: Final = "audit:write"
     AUDIT_REVEAL: Final = "audit:reveal"

@@ -12,11 +12,13 @@ the keyring is at fault) and `SubjectErased` (a 410 `Gone`, from `deobfuscate(..
 
 from outrigger.stealth.cipher import (
     ERASED,
+    MASKED,
     UNREADABLE,
     Stealth,
     is_erased,
     is_protected,
     is_unreadable,
+    mask,
 )
 from outrigger.stealth.errors import StealthError, SubjectErased, TamperedCiphertext, UnknownKeyId
 from outrigger.stealth.keyring import NO_KEYS_IN_PRODUCTION, Keyring, MasterKey
@@ -26,6 +28,7 @@ from outrigger.stealth.store import SubjectKeyStore, WrappedKey
 
 __all__ = [
     "ERASED",
+    "MASKED",
     "NO_KEYS_IN_PRODUCTION",
     "UNREADABLE",
     "InMemorySubjectKeyStore",
@@ -42,5 +45,6 @@ __all__ = [
     "is_erased",
     "is_protected",
     "is_unreadable",
+    "mask",
     "subject_keys_table",
 ]

@@ -44,6 +44,20 @@ UNREADABLE: Final[Mapping[str, Any]] = MappingProxyType(
     {"$unreadable": True, "reason": "cannot be decrypted (damaged, or its key is missing)"}
 )
 
+MASKED: Final[Mapping[str, Any]] = MappingProxyType(
+    {"$masked": True, "reason": "revealing this field needs a reveal scope"}
+)
+
+
+def mask(document: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
+    """`document` with every protected value at `paths` replaced by `MASKED`, no key needed:
+    what a caller may see of a record whose sensitive fields it may not reveal."""
+    for path in paths:
+        document = field_paths.rewrite(
+            document, field_paths.parse(path), lambda v, _: dict(MASKED) if is_protected(v) else v
+        )
+    return document
+
 
 def is_protected(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(MARK)

@@ -18,26 +18,34 @@ from outrigger.audit_trail import AuditTrail
 from outrigger.bus import connect_bus
 from outrigger.db import Database, build_engine
 from outrigger.http import add_readiness_check, create_app
+from outrigger.leadership import AdvisoryLockLeadership, SoleLeadership
 from outrigger.settings import load_settings
 from outrigger.stealth import Keyring, SqlSubjectKeyStore, Stealth, subject_keys_table
 from services.event_store.adapters.postgres import PostgresEventStore
-from services.event_store.adapters.postgres_sequencer import PostgresSequencer
+from services.event_store.adapters.postgres_connection import connect
 from services.event_store.adapters.sqlite import SCHEMA, SqliteEventStore
-from services.event_store.api import HOT_ROUTES, ROUTERS, EventStoreService
-from services.event_store.metrics import GaugeRefresher, MeasuredEventStore
-from services.event_store.relay import PostgresLeadership, Relay, SoleLeadership
+from services.event_store.api import ROUTERS
 from services.event_store.settings import EventStoreSettings
-from services.event_store.subjects import ShreddingEventStore, SubjectShredder
-from services.event_store.subscriptions import LogSubscriptions, LogTail
+from services.event_store.usecases import (
+    EventStoreService,
+    LogGauges,
+    LogSubscriptions,
+    LogTail,
+    Relay,
+    Sequencer,
+    SubjectShredder,
+)
+from services.event_store.usecases.relay import election as relay_election
+from services.event_store.usecases.sequencer import ELECTION as SEQUENCER_ELECTION
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from fastapi import FastAPI
 
     from outrigger.bus import MessageBus
-    from services.event_store.domain import EventStore
-    from services.event_store.relay import Leadership
+    from outrigger.leadership import Leadership
+    from services.event_store.domain import EventStore, SequencedLog
 
 SERVICE = "event-store"
 DESCRIPTION = """Streams of events with optimistic concurrency and idempotent appends, one
@@ -54,46 +62,36 @@ def build_app(settings: EventStoreSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             storage = await _open_storage(settings, stack)
+            store = storage.store
             bus = connect_bus(settings.amqp_url, source=SERVICE, prefetch=settings.amqp_prefetch)
             stack.push_async_callback(bus.close)
             await bus.start()
             keys = SqlSubjectKeyStore(
                 storage.keys.engine, subject_keys_table(MetaData(), schema=SCHEMA)
             )
-            shredder = SubjectShredder(Stealth(keyring, keys))
-            raw = storage.store
-            store = MeasuredEventStore(ShreddingEventStore(raw, shredder))
-            subscriptions = await _subscriptions(settings, raw, shredder, stack)
-            await _start_relay(settings, raw, bus, storage.leadership, stack)
-            gauges = GaugeRefresher(
-                raw,
-                relay_checkpoint=settings.event_store_relay_checkpoint,
-                interval=settings.event_store_metrics_interval_seconds,
-            )
-            stack.push_async_callback(gauges.stop)
-            await gauges.start()
+            subscriptions = _subscriptions(settings, store, stack)
+            await _start_background(settings, storage, bus, stack)
             app.state.event_store = EventStoreService(
-                store=store,
-                subscriptions=subscriptions,
-                shredder=shredder,
-                audit=AuditTrail(bus, SERVICE),
-                heartbeat_seconds=settings.event_store_sse_heartbeat_seconds,
-                send_timeout_seconds=settings.event_store_sse_send_timeout_seconds,
+                store,
+                SubjectShredder(Stealth(keyring, keys)),
+                AuditTrail(bus, SERVICE),
+                subscriptions,
             )
-            add_readiness_check(app, "database", raw.head_position)
+            add_readiness_check(app, "database", store.head_position)
             add_readiness_check(app, "bus", bus.check)
             yield
 
-    app = create_app(SERVICE, settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION)
-    app.router.routes[0:0] = HOT_ROUTES  # matched before any router (see `streams.APPEND_ROUTE`)
-    return app
+    return create_app(
+        SERVICE, settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION
+    )
 
 
 @dataclass(frozen=True)
 class _Storage:
     store: EventStore
+    sequenced: SequencedLog | None
     keys: Database
-    leadership: Leadership
+    leadership: Callable[[str], Leadership]
 
 
 async def _open_storage(settings: EventStoreSettings, stack: contextlib.AsyncExitStack) -> _Storage:
@@ -103,66 +101,77 @@ async def _open_storage(settings: EventStoreSettings, stack: contextlib.AsyncExi
         stack.push_async_callback(database.dispose)
         sqlite = SqliteEventStore(database)
         stack.push_async_callback(sqlite.close)
-        return _Storage(sqlite, database, SoleLeadership())
+        return _Storage(sqlite, None, database, SoleLeadership)
     store = await PostgresEventStore.from_settings(settings)
     stack.push_async_callback(store.close)
     pool = settings.event_store_subject_keys_pool_size
     keys = Database(build_engine(url, pool_size=pool, max_overflow=0))
     stack.push_async_callback(keys.dispose)
+    interval = settings.event_store_sequencer_election_interval_seconds
+
+    def leadership(name: str) -> Leadership:
+        return AdvisoryLockLeadership(
+            lambda: connect(url, f"outrigger-{name}"), name, check_interval=interval
+        )
+
+    return _Storage(store, store, keys, leadership)
+
+
+def _subscriptions(
+    settings: EventStoreSettings, store: EventStore, stack: contextlib.AsyncExitStack
+) -> LogSubscriptions:
+    buffered = settings.event_store_sse_max_buffered_events
+    batch_size = settings.event_store_sse_batch_size
+    tail = LogTail(
+        store,
+        batch_size=min(batch_size, buffered),
+        idle_wait=settings.event_store_sse_idle_wait_seconds,
+        overflow_grace=settings.event_store_sse_overflow_grace_seconds,
+    )
+    tail.start()
+    stack.push_async_callback(tail.close)
+    return LogSubscriptions(store, tail, batch_size=batch_size, max_buffered=buffered)
+
+
+async def _start_background(
+    settings: EventStoreSettings,
+    storage: _Storage,
+    bus: MessageBus,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """The sequencer (PostgreSQL), the relay and the gauges: every replica runs them; elections
+    pick the one that sequences and the one that relays."""
     election = settings.event_store_sequencer_election_interval_seconds
-    if settings.event_store_sequencer_enabled:
-        sequencer = PostgresSequencer(
-            url,
+    if storage.sequenced is not None and settings.event_store_sequencer_enabled:
+        sequencer = Sequencer(
+            storage.sequenced,
+            storage.leadership(SEQUENCER_ELECTION),
             batch_size=settings.event_store_sequencer_batch_size,
             poll_interval=settings.event_store_sequencer_poll_interval_seconds,
             election_interval=election,
         )
         stack.push_async_callback(sequencer.stop)
-        await sequencer.start()
-    leadership = PostgresLeadership(url, settings.event_store_relay_checkpoint, interval=election)
-    return _Storage(store, keys, leadership)
-
-
-async def _subscriptions(
-    settings: EventStoreSettings,
-    store: EventStore,
-    shredder: SubjectShredder,
-    stack: contextlib.AsyncExitStack,
-) -> LogSubscriptions:
-    buffered = settings.event_store_sse_max_buffered_events
-    batch_size = settings.event_store_sse_batch_size
-    idle_wait = settings.event_store_sse_idle_wait_seconds
-    tail = LogTail(
-        store,
-        batch_size=min(batch_size, buffered),
-        idle_wait=idle_wait,
-        overflow_grace=settings.event_store_sse_overflow_grace_seconds,
+        sequencer.start()
+    checkpoint = settings.event_store_relay_checkpoint
+    if settings.event_store_relay_enabled:
+        relay = Relay(
+            storage.store,
+            bus,
+            storage.leadership(relay_election(checkpoint)),
+            exchange=settings.event_store_relay_exchange,
+            checkpoint=checkpoint,
+            batch_size=settings.event_store_relay_batch_size,
+            idle_wait=settings.event_store_relay_idle_wait_seconds,
+            linger=settings.event_store_relay_linger_seconds,
+            election_interval=election,
+        )
+        stack.push_async_callback(relay.stop)
+        relay.start()
+    gauges = LogGauges(
+        storage.store,
+        storage.sequenced,
+        relay_checkpoint=checkpoint,
+        interval=settings.event_store_metrics_interval_seconds,
     )
-    stack.push_async_callback(tail.close)
-    return LogSubscriptions(
-        store, tail, shredder.reveal, batch_size=batch_size, max_buffered=buffered
-    )
-
-
-async def _start_relay(
-    settings: EventStoreSettings,
-    store: EventStore,
-    bus: MessageBus,
-    leadership: Leadership,
-    stack: contextlib.AsyncExitStack,
-) -> None:
-    if not settings.event_store_relay_enabled:
-        return
-    relay = Relay(
-        store,
-        bus,
-        leadership,
-        exchange=settings.event_store_relay_exchange,
-        checkpoint=settings.event_store_relay_checkpoint,
-        batch_size=settings.event_store_relay_batch_size,
-        idle_wait=settings.event_store_relay_idle_wait_seconds,
-        linger=settings.event_store_relay_linger_seconds,
-        retry_seconds=settings.event_store_relay_retry_seconds,
-    )
-    stack.push_async_callback(relay.stop)
-    await relay.start()
+    stack.push_async_callback(gauges.stop)
+    gauges.start()

@@ -29,7 +29,6 @@ class EventStoreSettings(Settings):
     event_store_relay_idle_wait_seconds: float = Field(1.0, gt=0, le=60)
     # after the log moves, wait this much longer so events go out in batches (latency for CPU)
     event_store_relay_linger_seconds: float = Field(0.02, ge=0, le=1)
-    event_store_relay_retry_seconds: float = Field(1.0, gt=0, le=300)
 
     # Server-Sent Events subscriptions
     event_store_sse_heartbeat_seconds: float = Field(15.0, gt=0, le=300)

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from outrigger.cli.migrate import upgrade
+from outrigger.leadership import AdvisoryLockLeadership
 from outrigger.settings import Settings
+from services.event_store.adapters.postgres import PostgresEventStore
+from services.event_store.adapters.postgres_connection import connect
+from services.event_store.usecases import Sequencer
+from services.event_store.usecases.sequencer import ELECTION
 from tests.conftest import POSTGRES_URL
 from tests.databases import migrated_database
 from tests.event_store.api_support import BACKENDS, Api, database_for, running, settings_for
@@ -25,7 +30,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
-    from services.event_store.domain import EventStore
+    from services.event_store.domain import EventStore, SequencedLog
+
+SEQUENCER = "outrigger-test-sequencer"
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +61,21 @@ async def api(database: str, tmp_path: Path) -> AsyncIterator[Api]:
         yield api
 
 
+def sequencer_for(url: str, store: SequencedLog, *, election_interval: float = 1.0) -> Sequencer:
+    """The service's sequencer on `store`, elected on `url` by connections named `SEQUENCER`."""
+    leadership = AdvisoryLockLeadership(
+        lambda: connect(url, SEQUENCER), ELECTION, check_interval=election_interval
+    )
+    return Sequencer(store, leadership, election_interval=election_interval)
+
+
 async def settle(store: EventStore, max_wait: float = 20.0) -> None:
-    """Waits until every appended event is in the global log (runs the sequencer's step)."""
+    """Waits until every appended event is in the global log (runs the sequencer's step).
+
+    An embedded store numbers events as it appends them: there is nothing to wait for.
+    """
+    if not isinstance(store, PostgresEventStore):
+        return
     async with asyncio.timeout(max_wait):
         while True:
             await store.sequence_batch()

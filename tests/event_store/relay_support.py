@@ -19,11 +19,12 @@ from outrigger.bus.cloudevents import text_headers
 from outrigger.bus.dispatch import delivery_of
 from outrigger.bus.rabbitmq import RabbitMQBus
 from outrigger.errors import MessagingError
+from outrigger.leadership import SoleLeadership
 from outrigger.testing import unique
 from services.event_store.adapters.postgres import PostgresEventStore
 from services.event_store.adapters.sqlite import SqliteEventStore
 from services.event_store.domain import EventData
-from services.event_store.relay import Relay, SoleLeadership
+from services.event_store.usecases import Relay
 from tests.event_store.conftest import settle
 
 if TYPE_CHECKING:
@@ -177,8 +178,8 @@ async def until_checkpoint(store: EventStore, name: str, position: int | None) -
 
 def relay(store: EventStore, bus: MessageBus, broker: Broker, name: str, **options: Any) -> Relay:
     options.setdefault("idle_wait", 0.05)
-    options.setdefault("retry_seconds", 0.01)
-    leadership = options.pop("leadership", SoleLeadership())
+    options.setdefault("election_interval", 0.01)
+    leadership = options.pop("leadership", SoleLeadership(name))
     return Relay(store, bus, leadership, exchange=broker.exchange, checkpoint=name, **options)
 
 

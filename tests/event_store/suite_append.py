@@ -45,7 +45,6 @@ class AppendSuite(SuiteBase):
         assert (await store.append(stream, batch(1), 1)).last_version == 2
         assert (await store.append(stream, batch(1), STREAM_EXISTS)).last_version == 3
         assert (await store.append(stream, batch(1), ANY)).last_version == 4
-        assert (await store.append(stream, batch(1), "any")).last_version == 5  # type: ignore[arg-type]
         assert (await store.append(new_stream(), batch(1), ANY)).first_version == 0
 
     async def test_concurrent_appends_to_one_stream_all_land_in_order(
@@ -152,30 +151,19 @@ class AppendSuite(SuiteBase):
         retry = EventData("T", {"b": [1, 2], "a": 1}, id=event_id)
         assert (await store.append(stream, [retry])).replayed
 
-    async def test_a_full_batch_is_accepted_and_one_more_is_refused(
-        self, store: EventStore
-    ) -> None:
+    async def test_a_full_batch_is_accepted(self, store: EventStore) -> None:
         stream = new_stream()
         result = await store.append(stream, batch(MAX_EVENTS_PER_APPEND))
         assert result.last_version == MAX_EVENTS_PER_APPEND - 1
-        with pytest.raises(InvalidInput, match="1 to 1000 events"):
-            await store.append(new_stream(), batch(MAX_EVENTS_PER_APPEND + 1))
-        with pytest.raises(InvalidInput, match="got 0"):
-            await store.append(new_stream(), [])
 
     @pytest.mark.parametrize(
         "bad",
         [
-            [EventData("has space", {})],
-            [EventData("", {})],
             [EventData("T", {"when": object()})],
             [EventData("T", {"text": "nul \x00 inside"})],
-            [EventData("T", {}, schema_version=0)],
-            [EventData("T", {}, {"subject": 42})],
-            [EventData("T", {}, {"sensitive": "card"})],
         ],
     )
-    async def test_a_bad_event_refuses_the_whole_batch(
+    async def test_data_the_store_cannot_keep_refuses_the_whole_batch(
         self, store: EventStore, bad: list[EventData]
     ) -> None:
         stream = new_stream()
@@ -184,27 +172,7 @@ class AppendSuite(SuiteBase):
             await store.append(stream, [*batch(2), *bad, *batch(1)])
         assert await self.versions(store, stream) == [0]
 
-    async def test_ids_repeated_in_a_batch_are_refused(self, store: EventStore) -> None:
-        sent = batch(1)
-        with pytest.raises(InvalidInput, match="duplicate id") as caught:
-            await store.append(new_stream(), [*batch(1), *sent, *sent])
-        assert caught.value.errors == [
-            {"loc": ["events", 2, "id"], "msg": f"duplicate id {sent[0].id}"}
-        ]
-
-    @pytest.mark.parametrize("stream_id", ["", "a b", "x" * 201, "café-1", "a/b", "a\nb", 7])
-    async def test_bad_stream_ids_are_refused(self, store: EventStore, stream_id: object) -> None:
-        with pytest.raises(InvalidInput, match="stream id must be 1-200 characters"):
-            await store.append(stream_id, batch(1))  # type: ignore[arg-type]
-
     async def test_the_widest_stream_ids_are_accepted(self, store: EventStore) -> None:
         stream = "Az09_.:-" + uuid.uuid4().hex + "x" * (200 - 8 - 32)
         assert len(stream) == 200
         assert (await store.append(stream, batch(1))).first_version == 0
-
-    @pytest.mark.parametrize("expected", ["sometimes", -1, 2**63, True, 1.5, None])
-    async def test_bad_expected_versions_are_refused(
-        self, store: EventStore, expected: object
-    ) -> None:
-        with pytest.raises(InvalidInput, match="expected_version must be"):
-            await store.append(new_stream(), batch(1), expected)  # type: ignore[arg-type]

@@ -41,24 +41,6 @@ class ReadSuite(SuiteBase):
         assert [e.version for e in rest.events] == [2, 1, 0]
         assert rest.next_version is None
 
-    @pytest.mark.parametrize(
-        ("options", "message"),
-        [
-            ({"limit": 0}, "limit must be between 1 and 1000"),
-            ({"limit": 1001}, "limit must be between 1 and 1000"),
-            ({"from_version": -1}, "from_version must be an integer >= 0"),
-            ({"from_version": 2**63}, "from_version must be an integer >= 0"),
-            ({"direction": "sideways"}, "direction must be"),
-        ],
-    )
-    async def test_bad_read_options_are_refused(
-        self, store: EventStore, options: dict[str, object], message: str
-    ) -> None:
-        stream = new_stream()
-        await store.append(stream, batch(1))
-        with pytest.raises(InvalidInput, match=message):
-            await store.read_stream(stream, **options)  # type: ignore[arg-type]
-
     async def test_an_unknown_stream_is_not_found(self, store: EventStore) -> None:
         with pytest.raises(NotFound, match="does not exist"):
             await store.read_stream(new_stream())
@@ -96,21 +78,6 @@ class ReadSuite(SuiteBase):
         assert (info.version, info.metadata) == (0, metadata)
         assert info.created <= info.updated
         assert info.category == stream.split("-")[0]
-
-    @pytest.mark.parametrize(
-        "metadata",
-        [
-            StreamMetadata(max_age=0),
-            StreamMetadata(max_age=10**11),
-            StreamMetadata(max_count=-1),
-            StreamMetadata(truncate_before=-1),
-        ],
-    )
-    async def test_bad_metadata_is_refused(
-        self, store: EventStore, metadata: StreamMetadata
-    ) -> None:
-        with pytest.raises(InvalidInput):
-            await store.set_metadata(new_stream(), metadata)
 
     async def test_soft_delete_hides_everything_and_an_append_restarts_the_stream(
         self, store: EventStore
@@ -167,10 +134,19 @@ class ReadSuite(SuiteBase):
         with pytest.raises(Gone):
             await store.delete(stream)
 
+    async def test_hard_deleting_an_unknown_stream_is_not_found_and_reserves_nothing(
+        self, store: EventStore
+    ) -> None:
+        stream = new_stream()
+        with pytest.raises(NotFound):
+            await store.delete(stream, hard=True)
+        assert (await store.append(stream, batch(1), NO_STREAM)).first_version == 0
+
     async def test_a_stream_tombstoned_before_its_first_event_never_gets_one(
         self, store: EventStore
     ) -> None:
         stream = new_stream()
+        await store.set_metadata(stream, StreamMetadata(max_count=5))
         await store.delete(stream, hard=True)
         with pytest.raises(Gone):
             await store.append(stream, batch(1), NO_STREAM)

@@ -354,15 +354,14 @@ async def test_a_tombstone_refuses_every_later_write_and_read_with_410(api: Api)
     assert (info["tombstoned"], info["deleted"], info["version"]) == (True, True, 1)
 
 
-async def test_a_stream_id_tombstoned_before_any_event_can_never_be_appended_to(
+async def test_hard_deleting_a_stream_that_never_existed_is_404_and_reserves_nothing(
     api: Api,
 ) -> None:
     stream = new_stream()
-    assert (
-        await api.http.delete(f"/v1/streams/{stream}", params={"hard": "true"})
-    ).status_code == 204
-    problem(await append(api, stream, event(0), expected="no_stream"), 410)
-    assert (await api.http.get(f"/v1/streams/{stream}")).json()["tombstoned"] is True
+    gone = await api.http.delete(f"/v1/streams/{stream}", params={"hard": "true"})
+    assert "does not exist" in problem(gone, 404)["detail"]
+    assert (await append(api, stream, event(0), expected="no_stream")).status_code == 201
+    assert api.audit.actions == []  # nothing was deleted, nothing to audit
 
 
 async def test_deleted_and_tombstoned_streams_stay_in_the_global_log(api: Api) -> None:

@@ -23,7 +23,6 @@ import pytest
 
 from outrigger.errors import Conflict, NotFound
 from services.event_store.adapters.postgres import PostgresEventStore
-from services.event_store.adapters.postgres_sequencer import PostgresSequencer
 from services.event_store.domain import (
     ANY,
     NO_STREAM,
@@ -32,7 +31,7 @@ from services.event_store.domain import (
     RecordedEvent,
 )
 from services.event_store.domain.errors import wire
-from tests.event_store.conftest import settle
+from tests.event_store.conftest import sequencer_for, settle
 from tests.event_store.suite import batch, new_category
 
 DURATION = min(60.0, max(1.0, float(os.environ.get("OUTRIGGER_TEST_CONFORMANCE_SECONDS", "10"))))
@@ -121,19 +120,19 @@ async def follow(
 @pytest.mark.timeout(DURATION + 120)
 async def test_concurrent_writers_on_hot_streams(event_store_postgres_url: str) -> None:
     store = await SlowCommitStore.open(event_store_postgres_url, min_size=8, max_size=40)
-    sequencer = PostgresSequencer(event_store_postgres_url)
+    sequencer = sequencer_for(event_store_postgres_url, store)
     streams = [f"{new_category()}-{n}" for n in range(STREAMS)]
     record, seen, stop = Record(), list[RecordedEvent](), asyncio.Event()
     try:
         await settle(store)
         start = await store.head_position()
-        await sequencer.start()
+        sequencer.start()
         follower = asyncio.create_task(follow(store, start, seen, stop))
         end = asyncio.get_running_loop().time() + DURATION
         async with asyncio.TaskGroup() as writers:
             for _ in range(WRITERS):
                 writers.create_task(writer(store, streams, record, end))
-        assert sequencer.leader
+        assert sequencer.leading
         total = sum(r.last_version - r.first_version + 1 for _, _, r, _ in record.done)
         await settle(store, max_wait=30)
         head = await store.head_position()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.event_store.domain import RecordedEvent
-from services.event_store.subscriptions import Follower, LogFilter, LogTail
+from services.event_store.usecases.log_tail import Follower, LogFilter, LogTail
 
 
 class InstantLog:
@@ -35,6 +35,7 @@ class InstantLog:
 async def test_a_burst_of_ten_buffers_drops_the_stalled_subscriber_not_the_one_keeping_up() -> None:
     log = InstantLog(100)
     tail = LogTail(log, batch_size=10, idle_wait=0.1, overflow_grace=0.3)  # type: ignore[arg-type]
+    tail.start()
     keeping_up, stalled = Follower(LogFilter(), 10), Follower(LogFilter(), 10)
     tail.join(keeping_up, 0)
     tail.join(stalled, 0)
@@ -53,6 +54,7 @@ async def test_a_burst_of_ten_buffers_drops_the_stalled_subscriber_not_the_one_k
 async def test_a_subscriber_joining_while_the_tail_waits_misses_nothing() -> None:
     log = InstantLog(30)
     tail = LogTail(log, batch_size=10, idle_wait=0.1, overflow_grace=0.3)  # type: ignore[arg-type]
+    tail.start()
     stalled = Follower(LogFilter(), 10)
     tail.join(stalled, 0)
     async with asyncio.timeout(5):

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.event_store.metrics import GaugeRefresher
+from services.event_store.adapters.postgres import PostgresEventStore
+from services.event_store.usecases import LogGauges
 from tests.event_store.api_support import (
     Api,
     append,
@@ -66,7 +67,8 @@ async def test_the_gauges_show_the_head_and_the_relay_lag(api: Api) -> None:
     head = await store.wait_for_log(0, max_wait=5.0)
     while head < 3:  # PostgreSQL: the sequencer may still be filling the log
         head = await store.wait_for_log(head, max_wait=5.0)
-    refresher = GaugeRefresher(store, relay_checkpoint=f"never-{new_stream()}", interval=60)
+    sequenced = store if isinstance(store, PostgresEventStore) else None
+    refresher = LogGauges(store, sequenced, relay_checkpoint=f"never-{new_stream()}", interval=60)
     await refresher.refresh()
     gauges = await scrape(api)
     assert gauges["outrigger_event_store_head_position"] == head

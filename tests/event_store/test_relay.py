@@ -15,9 +15,11 @@ import pytest
 from outrigger.bus.cloudevents import text_headers
 from outrigger.bus.rabbitmq_consumer import PERSISTENT
 from outrigger.errors import MessagingError
+from outrigger.leadership import AdvisoryLockLeadership, SoleLeadership
 from outrigger.testing import unique
+from services.event_store.adapters.postgres_connection import connect
 from services.event_store.domain import EventData
-from services.event_store.relay import PostgresLeadership, Relay, SoleLeadership
+from services.event_store.usecases import Relay
 from tests.event_store.api_support import BACKENDS, database_for
 from tests.event_store.conftest import settle
 from tests.event_store.relay_support import (
@@ -99,7 +101,7 @@ async def test_every_event_goes_out_in_log_order_as_a_cloud_event_routed_by_cate
     )
     bus = await broker.bus()
     running = relay(store, bus, broker, name, batch_size=2)
-    await running.start()
+    running.start()
     try:
         await broker.inbox.until(logged[-1].global_position or 0)
         await until_checkpoint(store, name, logged[-1].global_position)
@@ -141,7 +143,7 @@ async def test_on_rabbitmq_events_are_persistent_binary_cloud_events_with_the_ev
     category = new_category()
     logged = await append_all(store, {f"{category}-1": [EventData("Opened", {"a": [1, "b"]})]})
     running = relay(store, await rabbitmq.bus(), rabbitmq, name)
-    await running.start()
+    running.start()
     try:
         await rabbitmq.inbox.until(logged[-1].global_position or 0)
     finally:
@@ -195,7 +197,7 @@ async def test_the_running_relay_retries_a_failed_publish_from_its_checkpoint(
     logged = await append_all(store, mixed_events(new_category(), 10))
     failing = FailingBus(await broker.bus(), failing=1)
     running = relay(store, as_bus(failing), broker, name, batch_size=4)
-    await running.start()
+    running.start()
     try:
         await broker.inbox.until(logged[-1].global_position or 0)
     finally:
@@ -211,7 +213,7 @@ async def test_a_lingering_relay_sends_a_busy_log_in_few_batches(
     name = await checkpoint_at_head(store)
     counting = FailingBus(await broker.bus(), failing=0)  # never fails; counts the batches
     running = relay(store, as_bus(counting), broker, name, linger=0.3)
-    await running.start()
+    running.start()
     try:
         stream = f"{new_category()}-1"
         for n in range(30):
@@ -233,12 +235,12 @@ async def test_stop_ends_the_relay_even_when_a_library_swallowed_the_cancellatio
     running = Relay(
         cast("EventStore", swallowing),
         await broker.bus(),
-        SoleLeadership(),
+        SoleLeadership(name),
         exchange=broker.exchange,
         checkpoint=name,
         idle_wait=30,
     )
-    await running.start()
+    running.start()
     await asyncio.wait_for(swallowing.waiting.wait(), WAIT_SECONDS)
     stopping = asyncio.create_task(running.stop())
     await asyncio.wait({stopping}, timeout=5)  # no cancel: a stuck stop() stays stuck
@@ -262,7 +264,7 @@ async def test_a_relay_stopped_mid_stream_is_resumed_from_its_checkpoint_with_no
 
     first = StallingBus(await broker.bus("relay-a"), batches=15)
     stopped = relay(store, as_bus(first), broker, name, batch_size=100)
-    await stopped.start()
+    stopped.start()
     async with asyncio.timeout(WAIT_SECONDS):
         await first.stalled.wait()
     await stopped.stop()
@@ -271,7 +273,7 @@ async def test_a_relay_stopped_mid_stream_is_resumed_from_its_checkpoint_with_no
     await broker.inbox.until(start + 1600)  # the batch published but never confirmed
 
     resumed = relay(store, await broker.bus("relay-b"), broker, name, batch_size=100)
-    await resumed.start()
+    resumed.start()
     try:
         await broker.inbox.until(start + count)
         await until_checkpoint(store, name, start + count)
@@ -299,12 +301,14 @@ async def test_on_postgresql_one_relay_per_checkpoint_publishes_and_the_other_ta
                 await broker.bus(source),
                 broker,
                 name,
-                leadership=PostgresLeadership(url, name, interval=0.05),
+                leadership=AdvisoryLockLeadership(
+                    lambda: connect(url, "outrigger-test-relay"), name, check_interval=0.05
+                ),
             )
             for source in ("relay-a", "relay-b")
         }
         for each in relays.values():
-            await each.start()
+            each.start()
         try:
             before = await append_all(store, mixed_events(new_category(), 20))
             await broker.inbox.until(before[-1].global_position or 0)

@@ -13,8 +13,7 @@ from services.event_store.adapters import postgres_sql as sql
 from services.event_store.adapters.codec import events_json
 from services.event_store.adapters.postgres import PostgresEventStore
 from services.event_store.adapters.postgres_connection import conninfo
-from services.event_store.adapters.postgres_sequencer import APPLICATION_NAME, PostgresSequencer
-from tests.event_store.conftest import settle
+from tests.event_store.conftest import SEQUENCER, sequencer_for, settle
 from tests.event_store.suite import batch, new_stream
 
 if TYPE_CHECKING:
@@ -89,19 +88,19 @@ async def test_an_id_taken_meanwhile_by_another_stream_is_a_conflict(
 async def test_one_leader_among_replicas_and_another_takes_over(
     store: PostgresEventStore, event_store_postgres_url: str
 ) -> None:
-    first = PostgresSequencer(event_store_postgres_url, election_interval=0.1)
-    second = PostgresSequencer(event_store_postgres_url, election_interval=0.1)
+    first = sequencer_for(event_store_postgres_url, store, election_interval=0.1)
+    second = sequencer_for(event_store_postgres_url, store, election_interval=0.1)
     try:
-        await first.start()
-        await eventually(lambda: first.leader)
-        await second.start()
+        first.start()
+        await eventually(lambda: first.leading)
+        second.start()
         await asyncio.sleep(0.5)
-        assert not second.leader
+        assert not second.leading
         head = await store.head_position()
         await store.append(new_stream(), batch(1))
         assert await store.wait_for_log(head, max_wait=5) == head + 1
         await first.stop()
-        await eventually(lambda: second.leader)
+        await eventually(lambda: second.leading)
         await store.append(new_stream(), batch(1))
         assert await store.wait_for_log(head + 1, max_wait=5) == head + 2
     finally:
@@ -112,20 +111,20 @@ async def test_one_leader_among_replicas_and_another_takes_over(
 async def test_a_leader_whose_connection_drops_leads_again_after_reconnecting(
     store: PostgresEventStore, event_store_postgres_url: str
 ) -> None:
-    sequencer = PostgresSequencer(event_store_postgres_url, election_interval=0.1)
-    await sequencer.start()
+    sequencer = sequencer_for(event_store_postgres_url, store, election_interval=0.1)
+    sequencer.start()
     try:
-        await eventually(lambda: sequencer.leader)
+        await eventually(lambda: sequencer.leading)
         async with await psycopg.AsyncConnection.connect(
             conninfo(event_store_postgres_url), autocommit=True
         ) as admin:
             await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name = %s AND datname = current_database()",
-                (APPLICATION_NAME,),
+                (SEQUENCER,),
             )
-        await eventually(lambda: not sequencer.leader, within=5)
-        await eventually(lambda: sequencer.leader, within=10)
+        await eventually(lambda: not sequencer.leading, within=5)
+        await eventually(lambda: sequencer.leading, within=10)
         head = await store.head_position()
         await store.append(new_stream(), batch(3))
         assert await store.wait_for_log(head + 2, max_wait=5) == head + 3
@@ -136,8 +135,8 @@ async def test_a_leader_whose_connection_drops_leads_again_after_reconnecting(
 async def test_waiters_wake_on_the_sequencers_notification(
     store: PostgresEventStore, event_store_postgres_url: str
 ) -> None:
-    sequencer = PostgresSequencer(event_store_postgres_url)
-    await sequencer.start()
+    sequencer = sequencer_for(event_store_postgres_url, store)
+    sequencer.start()
     try:
         head = await store.head_position()
         await store.wait_for_log(head, max_wait=0.1)  # the listener is up

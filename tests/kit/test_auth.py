@@ -336,7 +336,7 @@ def test_admin_satisfies_every_scope() -> None:
     assert all(admin.has_scope(scope) for scope in ALL_SCOPES)
     assert reader.has_scope("events:read")
     assert not reader.has_scope("events:write")
-    assert len(ALL_SCOPES) == 13
+    assert len(ALL_SCOPES) == 14
 
 
 @pytest.mark.parametrize(

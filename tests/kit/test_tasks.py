@@ -7,6 +7,8 @@ import contextlib
 
 import pytest
 
+from outrigger.errors import DatabaseError
+from outrigger.resilience import Retry
 from outrigger.tasks import Periodic, stop_task
 
 
@@ -93,3 +95,75 @@ async def test_a_step_that_fails_is_logged_and_the_next_one_runs(
     await periodic.stop()
     assert calls >= 2
     assert "test-periodic failed" in caplog.text
+
+
+class Calls:
+    """Counts a step's calls; `reach(n)` waits until there were `n`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = asyncio.Event()
+
+    def tick(self) -> int:
+        self.count += 1
+        self._changed.set()
+        return self.count
+
+    async def reach(self, count: int) -> None:
+        async with asyncio.timeout(2):
+            while self.count < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_a_step_with_more_work_runs_again_at_once_and_wake_cuts_the_wait() -> None:
+    calls = Calls()
+
+    async def step() -> bool:
+        return calls.tick() < 5  # four full batches, then caught up
+
+    periodic = Periodic(step, 60, name="test-periodic")
+    periodic.start()
+    await calls.reach(5)
+    await asyncio.sleep(0.02)
+    assert calls.count == 5  # waiting out the interval now
+    periodic.wake()
+    await calls.reach(6)
+    await periodic.stop()
+
+
+async def test_failures_back_off_and_a_success_starts_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caps: list[float] = []
+    calls = Calls()
+
+    def uniform(low: float, high: float) -> float:
+        caps.append(high)
+        return 0.0
+
+    async def step() -> None:
+        if calls.tick() in (1, 2, 3, 5):
+            raise DatabaseError("database unavailable: connection refused")
+
+    backoff = Retry(attempts=1, base_delay=0.001, max_delay=0.004, uniform=uniform)
+    periodic = Periodic(step, 0.001, name="test-periodic", backoff=backoff)
+    periodic.start()
+    await calls.reach(6)
+    await periodic.stop()
+    assert caps[:4] == [0.001, 0.002, 0.004, 0.001]  # doubling, capped, reset by a success
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) >= 4
+    assert all(r.exc_info is None for r in warnings)  # one line each, no stack trace
+    assert "database unavailable" in warnings[0].getMessage()
+
+
+async def test_stop_cancels_a_step_that_outlives_the_grace() -> None:
+    async def lead_forever() -> None:
+        await asyncio.sleep(3600)
+
+    periodic = Periodic(lead_forever, 1, name="test-periodic", grace=0.01)
+    periodic.start()
+    await asyncio.sleep(0.01)
+    async with asyncio.timeout(1):
+        await periodic.stop()

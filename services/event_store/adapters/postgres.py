@@ -5,7 +5,7 @@ one round trip, one READ COMMITTED transaction that takes the stream's advisory 
 expected version (and, only if it fails, whether the batch is a retry) and inserts the events
 stamped with their xid. An event id already stored fails the insert on its unique index; then
 `event_store.replayed` says whether the batch is a retry (first result) or a conflict. The
-global log is filled by the elected `PostgresSequencer` (see `postgres_sequencer`).
+global log is filled by the elected sequencer (`usecases.sequencer`), through `SequencedLog`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from outrigger.errors import InvalidInput
 from services.event_store.adapters import postgres_sql as sql
 from services.event_store.adapters.codec import dumps, events_json, metadata_params
 from services.event_store.adapters.head_watch import HeadWatch
-from services.event_store.adapters.postgres_connection import open_pool, pool_sizes
+from services.event_store.adapters.postgres_connection import connect, open_pool, pool_sizes
 from services.event_store.adapters.postgres_errors import (
     append_error,
     stored_event_id,
@@ -38,7 +38,6 @@ from services.event_store.domain import (
     stream_not_found,
     tombstoned,
 )
-from services.event_store.domain import rules as check
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,12 +56,15 @@ _CODES = {StreamState.ANY: None, StreamState.NO_STREAM: -1, StreamState.STREAM_E
 
 
 class PostgresEventStore:
-    """Implements `EventStore` on PostgreSQL. Build it with `open()`, release it with `close()`."""
+    """Implements `EventStore` and `SequencedLog` on PostgreSQL. Build it with `open()`, release
+    it with `close()`."""
 
     def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], url: str) -> None:
         self._pool = pool
         self._watch = HeadWatch()
-        self._listener = LogListener(url, self._watch)
+        self._listener = LogListener(
+            lambda: connect(url, "outrigger-event-store-listener"), self._watch
+        )
 
     @classmethod
     async def open(
@@ -85,7 +87,7 @@ class PostgresEventStore:
     async def append(
         self, stream_id: str, events: Sequence[EventData], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        expected = check.check_append(stream_id, events, expected_version)
+        expected = expected_version
         code = _CODES[expected] if isinstance(expected, StreamState) else expected
         params = (stream_id, code, events_json(events))
         try:
@@ -125,7 +127,6 @@ class PostgresEventStore:
         direction: Direction = "forward",
         limit: int = 100,
     ) -> StreamPage:
-        check.check_stream_read(stream_id, from_version, direction, limit)
         query = sql.READ_FORWARD if direction == "forward" else sql.READ_BACKWARD
         start = from_version if from_version is not None or direction == "backward" else 0
         params = {"stream": stream_id, "from": start, "limit": limit + 1}
@@ -139,15 +140,12 @@ class PostgresEventStore:
         return StreamPage(stream_id, events[:limit], following)
 
     async def stream_info(self, stream_id: str) -> StreamInfo:
-        check.check_stream_id(stream_id)
         row = await self._fetchone(sql.STREAM_INFO, (stream_id,))
         if row is None:
             raise stream_not_found(stream_id)
         return _info(stream_id, row)
 
     async def set_metadata(self, stream_id: str, metadata: StreamMetadata) -> StreamInfo:
-        check.check_stream_id(stream_id)
-        check.check_metadata(metadata)
         params = metadata_params(stream_id, metadata)
         row = await self._fetchone(sql.SET_METADATA, params)
         if row is None:
@@ -157,8 +155,7 @@ class PostgresEventStore:
     async def delete(
         self, stream_id: str, *, hard: bool = False, expected_version: ExpectedVersion = ANY
     ) -> None:
-        check.check_stream_id(stream_id)
-        expected = check.parse_expected_version(expected_version)
+        expected = expected_version
         with translated():
             async with self._pool.connection() as connection, connection.transaction():
                 await connection.execute(sql.LOCK_STREAM, (stream_id,))
@@ -166,7 +163,7 @@ class PostgresEventStore:
                 row = await cursor.fetchone()
                 if row is not None and row[8]:
                     raise tombstoned(stream_id)
-                if row is None and not hard:
+                if row is None:
                     raise stream_not_found(stream_id)
                 version = row[0] if row is not None and row[0] >= 0 else None
                 deleted = bool(row and row[7])
@@ -184,7 +181,6 @@ class PostgresEventStore:
         category: str | None = None,
         event_type: str | None = None,
     ) -> list[RecordedEvent]:
-        check.check_log_read(after_position, limit, category, event_type)
         query = sql.READ_LOG[category is not None, event_type is not None]
         params = {"after": after_position, "limit": limit, "category": category, "type": event_type}
         rows = await self._fetchall(query, params)
@@ -201,8 +197,6 @@ class PostgresEventStore:
         return await self._watch.wait(after_position, max_wait)
 
     async def save_snapshot(self, stream_id: str, version: int, state: JSON) -> Snapshot:
-        check.check_stream_id(stream_id)
-        check.check_non_negative("version", version)
         params = {"stream": stream_id, "version": version, "state": dumps(state, "state").decode()}
         row = await self._fetchone(sql.SAVE_SNAPSHOT, params)
         if row is not None:
@@ -223,23 +217,18 @@ class PostgresEventStore:
         )
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        check.check_stream_id(stream_id)
         row = await self._fetchone(sql.LOAD_SNAPSHOT, (stream_id,))
         return Snapshot(stream_id, row[0], row[1], row[2]) if row else None
 
     async def sequence_batch(self, limit: int = 10_000) -> int:
-        check.check_limit(limit, 1_000_000)
         row = await self._fetchone(sql.SEQUENCE_BATCH, (limit,))
         return int(row[0]) if row else 0
 
     async def get_checkpoint(self, name: str) -> int:
-        check.check_name("checkpoint name", name)
         row = await self._fetchone(sql.GET_CHECKPOINT, (name,))
         return int(row[0]) if row else 0
 
     async def set_checkpoint(self, name: str, position: int) -> None:
-        check.check_name("checkpoint name", name)
-        check.check_non_negative("position", position)
         await self._fetchone(sql.SET_CHECKPOINT, (name, position))
 
     async def sequencer_delay(self) -> float | None:

@@ -2,62 +2,61 @@
 
 One dedicated connection LISTENs on `event_store_log` (one NOTIFY per sequenced batch, payload =
 new head) and re-reads the head every `poll_interval` seconds anyway, so a lost notification or a
-dropped connection delays waiters by at most that long. It reconnects by itself.
+dropped connection delays waiters by at most that long. It reconnects by itself (the kit loop's
+backoff).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
-from outrigger.tasks import stop_task
-from services.event_store.adapters.postgres_connection import connect
+from outrigger.tasks import Periodic
+from services.event_store.adapters.postgres_errors import translated
 from services.event_store.adapters.postgres_sql import HEAD
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    import psycopg
+
     from services.event_store.adapters.head_watch import HeadWatch
 
 CHANNEL = "event_store_log"
-log = logging.getLogger("outrigger.event_store.listener")
 
 
 class LogListener:
     def __init__(
-        self, url: str, watch: HeadWatch, *, poll_interval: float = 1.0, retry: float = 1.0
+        self,
+        connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
+        watch: HeadWatch,
+        *,
+        poll_interval: float = 1.0,
     ) -> None:
-        self._url = url
+        self._connect = connect
         self._watch = watch
         self._poll_interval = poll_interval
-        self._retry = retry
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self._listen, poll_interval, name="event-store-log-listener", grace=0.5
+        )
         self.connected = False
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="event-store-log-listener")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        await stop_task(task)
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with await connect(self._url, "outrigger-event-store-listener") as connection:
+    async def _listen(self) -> None:
+        """Follows the notifications until the connection fails (the loop then reconnects)."""
+        try:
+            with translated():
+                async with await self._connect() as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
                     self.connected = True
                     await self._follow(connection)
-            except (psycopg.Error, OSError) as exc:
-                log.warning("log listener lost its connection (%s); reconnecting", exc)
-            except Exception:
-                log.exception("log listener failed; reconnecting")
-            finally:
-                self.connected = False
-            await asyncio.sleep(self._retry)
+        finally:
+            self.connected = False
 
     async def _follow(self, connection: psycopg.AsyncConnection[Any]) -> None:
         while True:

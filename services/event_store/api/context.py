@@ -1,33 +1,14 @@
-"""What the routes work with: the service's parts (built by `app.py`) and shared parameters."""
+"""What the routes work with: the use cases (built by `app.py`), the caller, shared parameters."""
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
 from outrigger.auth import Principal, Scopes, require_scope
-from services.event_store.domain import check_stream_id
+from services.event_store.settings import EventStoreSettings
+from services.event_store.usecases import Caller, EventStoreService
 
-if TYPE_CHECKING:
-    from outrigger.audit_trail import AuditTrail
-    from services.event_store.domain import EventStore
-    from services.event_store.subjects import SubjectShredder
-    from services.event_store.subscriptions import LogSubscriptions
-
-
-@dataclass(frozen=True)
-class EventStoreService:
-    """The parts the routes use; `app.py` builds them in the lifespan."""
-
-    store: EventStore
-    """Reads and writes: sensitive fields encrypted on the way in, decrypted on the way out."""
-    subscriptions: LogSubscriptions
-    shredder: SubjectShredder
-    audit: AuditTrail
-    heartbeat_seconds: float
-    send_timeout_seconds: float
+STREAM_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
 
 
 # Dependencies are `async def` although they never await: FastAPI runs a plain `def` dependency
@@ -37,21 +18,31 @@ async def _service(request: Request) -> EventStoreService:
     return service
 
 
-async def _stream_id(
-    stream_id: Annotated[
-        str,
-        Path(
-            description="1-200 characters of `A-Z a-z 0-9 _ . : -`; the category is the part "
-            "before the first `-`.",
-            examples=["order-7"],
-        ),
-    ],
-) -> str:
-    return check_stream_id(stream_id)
+async def _settings(request: Request) -> EventStoreSettings:
+    settings: EventStoreSettings = request.app.state.settings
+    return settings
+
+
+def _caller(scope: str) -> object:
+    async def caller(principal: Annotated[Principal, require_scope(scope)]) -> Caller:
+        return Caller(principal.subject, reveal=principal.has_scope(Scopes.EVENTS_REVEAL))
+
+    return Depends(caller)
 
 
 Service = Annotated[EventStoreService, Depends(_service)]
-StreamId = Annotated[str, Depends(_stream_id)]
-Reader = Annotated[Principal, require_scope(Scopes.EVENTS_READ)]
-Writer = Annotated[Principal, require_scope(Scopes.EVENTS_WRITE)]
-Admin = Annotated[Principal, require_scope(Scopes.ADMIN)]
+Settings = Annotated[EventStoreSettings, Depends(_settings)]
+StreamId = Annotated[
+    str,
+    Path(
+        description="1-200 characters of `A-Z a-z 0-9 _ . : -`; the category is the part before "
+        "the first `-`.",
+        # stated for clients and checked by the use case, whose 422 says the rule in words
+        json_schema_extra={"pattern": STREAM_ID_PATTERN},
+        examples=["order-7"],
+    ),
+]
+Reader = Annotated[Caller, _caller(Scopes.EVENTS_READ)]
+"""A caller with `events:read`; sensitive fields are revealed to it only with `events:reveal`."""
+Writer = Annotated[Caller, _caller(Scopes.EVENTS_WRITE)]
+Admin = Annotated[Caller, _caller(Scopes.ADMIN)]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 
 from services.event_store.api.context import Reader, Service
 from services.event_store.api.models import EventOut, LogPageOut
-from services.event_store.domain import MAX_LOG_READ_LIMIT
+from services.event_store.domain import MAX_LOG_READ_LIMIT, MAX_POSITION
 
 router = APIRouter(prefix="/v1", tags=["log"])
 
@@ -16,19 +16,21 @@ router = APIRouter(prefix="/v1", tags=["log"])
 async def read_log(
     service: Service,
     response: Response,
-    _: Reader,
-    after: Annotated[int, Query(ge=0, description="The last position already read.")] = 0,
+    caller: Reader,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="The last position already read.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_READ_LIMIT)] = 1000,
     category: Annotated[str | None, Query(description="Only streams `<category>-…`.")] = None,
     type: Annotated[str | None, Query(description="Only events of this type.")] = None,
 ) -> LogPageOut:
-    """Events with positions above `after`, oldest first; follow it with `next`."""
-    filtered = category is not None or type is not None
-    head = await service.store.head_position() if filtered else 0
-    events = await service.store.read_log(after, limit, category=category, event_type=type)
-    next_after = (events[-1].global_position or after) if events else after
-    if filtered and len(events) < limit:
-        next_after = max(next_after, head)  # no match up to the head seen before reading
+    """Events with positions above `after`, oldest first; follow it with `next`.
+
+    Sensitive fields are masked unless the token has `events:reveal` (each reveal is audited).
+    """
+    events, next_after = await service.read_log(
+        caller, after, limit, category=category, event_type=type
+    )
     query = {"after": next_after, "limit": limit, "category": category, "type": type}
     following = "/v1/log?" + urlencode({k: v for k, v in query.items() if v is not None})
     response.headers["Link"] = f'<{following}>; rel="next"'

@@ -8,23 +8,29 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.event_store.domain import (
+    MAX_AGE_SECONDS,
     MAX_EVENTS_PER_APPEND,
+    MAX_POSITION,
     EventData,
-    ExpectedVersion,
     RecordedEvent,
     Snapshot,
     StreamInfo,
     StreamMetadata,
-    parse_expected_version,
 )
 
+Position = Annotated[int, Field(ge=0, le=MAX_POSITION)]
+"""A version or a global position: PostgreSQL bigints, so at most 2**63 - 1."""
 STATES = ("any", "no_stream", "stream_exists")
-EXPECTED_VERSION_FORM = 'must be "any", "no_stream", "stream_exists" or a version >= 0'
+EXPECTED_VERSION_FORM = (
+    'must be "any", "no_stream", "stream_exists" or a version from 0 to 2**63 - 1'
+)
 
 
 def _expected_version(value: Any) -> Any:
     """Says plainly what an expected version may be (a union's own error lists every branch)."""
-    valid_number = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    valid_number = (
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POSITION
+    )
     if not valid_number and value not in STATES:
         raise PydanticCustomError(
             "expected_version", EXPECTED_VERSION_FORM + " (got {got})", {"got": repr(value)}
@@ -33,7 +39,7 @@ def _expected_version(value: Any) -> Any:
 
 
 ExpectedVersionIn = Annotated[
-    Literal["any", "no_stream", "stream_exists"] | Annotated[int, Field(ge=0)],
+    Literal["any", "no_stream", "stream_exists"] | Position,
     BeforeValidator(_expected_version),
 ]
 
@@ -66,10 +72,6 @@ class EventIn(Request):
 class AppendIn(Request):
     expected_version: ExpectedVersionIn = "any"
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_APPEND)
-
-    @property
-    def expected(self) -> ExpectedVersion:
-        return parse_expected_version(self.expected_version)
 
     def to_events(self) -> list[EventData]:
         return [event.to_event() for event in self.events]
@@ -109,6 +111,21 @@ class EventOut(BaseModel):
         )
 
 
+def event_document(event: RecordedEvent) -> dict[str, Any]:
+    """An event as `EventOut` writes it, for the SSE frames (no model built per event)."""
+    return {
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "global_position": event.global_position,
+        "id": event.id,
+        "type": event.type,
+        "data": event.data,
+        "metadata": event.metadata,
+        "schema_version": event.schema_version,
+        "created": event.created,
+    }
+
+
 class StreamPageOut(BaseModel):
     stream_id: str
     events: list[EventOut]
@@ -125,9 +142,13 @@ class LogPageOut(BaseModel):
 
 
 class MetadataIn(Request):
-    max_age: int | None = Field(None, ge=1, description="Seconds; older events are hidden.")
-    max_count: int | None = Field(None, ge=1, description="Only the last ones are shown.")
-    truncate_before: int | None = Field(None, ge=0, description="Lower versions are hidden.")
+    max_age: int | None = Field(
+        None, ge=1, le=MAX_AGE_SECONDS, description="Seconds; older events are hidden."
+    )
+    max_count: int | None = Field(
+        None, ge=1, le=MAX_POSITION, description="Only the last ones are shown."
+    )
+    truncate_before: Position | None = Field(None, description="Lower versions are hidden.")
     custom: dict[str, Any] = Field(default_factory=dict)
 
     def to_metadata(self) -> StreamMetadata:
@@ -172,7 +193,7 @@ class StreamInfoOut(BaseModel):
 
 
 class SnapshotIn(Request):
-    version: int = Field(ge=0, description="The stream version the state was folded up to.")
+    version: Position = Field(description="The stream version the state was folded up to.")
     state: Any
 
 
@@ -192,6 +213,6 @@ class SnapshotOut(BaseModel):
         )
 
 
-def expected_version_query(value: str) -> Any:
+def expected_version_query(value: str) -> int | str:
     """An expected version sent as a query parameter (`any`, ..., or digits)."""
-    return parse_expected_version(int(value) if value.isdecimal() else value)
+    return int(value) if value.isdecimal() else value

@@ -2,7 +2,6 @@
 
 from fastapi import APIRouter
 
-from outrigger.errors import NotFound
 from services.event_store.api.context import Reader, Service, StreamId, Writer
 from services.event_store.api.models import SnapshotIn, SnapshotOut
 
@@ -12,15 +11,10 @@ router = APIRouter(prefix="/v1/streams", tags=["snapshots"])
 @router.put("/{stream_id}/snapshot")
 async def save(stream_id: StreamId, body: SnapshotIn, service: Service, _: Writer) -> SnapshotOut:
     """Stores `state` as folded up to `version` (a version the stream has), replacing the last."""
-    return SnapshotOut.of(await service.store.save_snapshot(stream_id, body.version, body.state))
+    return SnapshotOut.of(await service.save_snapshot(stream_id, body.version, body.state))
 
 
 @router.get("/{stream_id}/snapshot", responses={404: {"description": "No snapshot."}})
 async def load(stream_id: StreamId, service: Service, _: Reader) -> SnapshotOut:
     """The stream's latest snapshot; fold the events after its `version` on top of it."""
-    snapshot = await service.store.load_snapshot(stream_id)
-    if snapshot is None:
-        raise NotFound(
-            f'stream "{stream_id}" has no snapshot; read it from the start', stream_id=stream_id
-        )
-    return SnapshotOut.of(snapshot)
+    return SnapshotOut.of(await service.load_snapshot(stream_id))

@@ -11,13 +11,10 @@ router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
 @router.delete("/{subject}", status_code=204)
 async def forget(
-    subject: Annotated[str, Path(min_length=1, max_length=200)], service: Service, admin: Admin
+    subject: Annotated[str, Path(min_length=1, max_length=200)], service: Service, caller: Admin
 ) -> None:
     """Deletes the subject's key: its sensitive fields read back as the erased marker, for good.
 
     Idempotent: forgetting a subject again (or one never seen) changes nothing.
     """
-    had_key = await service.shredder.forget(subject)
-    await service.audit.record(
-        "subject_forgotten", actor=admin.subject, target=subject, details={"had_key": had_key}
-    )
+    await service.forget_subject(subject, caller)

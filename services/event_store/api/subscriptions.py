@@ -3,17 +3,24 @@
 Each event is `id: <global position>` and `data: <the event as JSON>`; reconnecting with
 `Last-Event-ID` resumes right after it. `event: live` (no id) marks the end of catch-up;
 `event: dropped` ends the stream of a client that fell too far behind, naming `resume_after`.
-Comment lines are heartbeats.
+Comment lines are heartbeats. Sensitive fields are masked unless the token has `events:reveal`.
 """
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from outrigger.http import EventStream
-from services.event_store.api.context import EventStoreService, Reader, Service, StreamId
+from outrigger.sse import encode_json
+from services.event_store.api.context import Reader, Service, Settings, StreamId
+from services.event_store.api.models import event_document
+from services.event_store.domain import MAX_POSITION
+from services.event_store.settings import EventStoreSettings
+from services.event_store.usecases import Caller, Dropped, EventStoreService, Live
+from services.event_store.usecases.log_tail import LogFilter
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
 
@@ -22,20 +29,41 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
 }
 LastEventId = Annotated[
     int | None,
-    Header(alias="Last-Event-ID", ge=0, description="Resume after this position (reconnects)."),
+    Header(
+        alias="Last-Event-ID",
+        ge=0,
+        le=MAX_POSITION,
+        description="Resume after this position (reconnects).",
+    ),
 ]
+Position = Annotated[int, Query(ge=0, le=MAX_POSITION, description="Start after this position.")]
 
 
 def _heartbeat() -> ServerSentEvent:
     return ServerSentEvent(comment="heartbeat", sep="\n")
 
 
-def _sse(service: EventStoreService, events: AsyncIterator[bytes]) -> EventStream:
+async def _frames(
+    service: EventStoreService, wanted: LogFilter, after: int, caller: Caller
+) -> AsyncIterator[bytes]:
+    show = partial(service.shown, caller=caller, target="subscription")
+    async for item in service.subscriptions.items(wanted, after, show):
+        if isinstance(item, Live):
+            yield encode_json({"position": item.position}, event="live")
+        elif isinstance(item, Dropped):
+            document = {"reason": item.reason, "resume_after": item.resume_after}
+            yield encode_json(document, event="dropped")
+        else:
+            for event in item:
+                yield encode_json(event_document(event), id=event.global_position)
+
+
+def _stream(settings: EventStoreSettings, frames: AsyncIterator[bytes]) -> EventStream:
     return EventStream(
-        events,
-        ping=service.heartbeat_seconds,
+        frames,
+        ping=settings.event_store_sse_heartbeat_seconds,
         ping_message_factory=_heartbeat,
-        send_timeout=service.send_timeout_seconds,
+        send_timeout=settings.event_store_sse_send_timeout_seconds,
         sep="\n",
     )
 
@@ -43,16 +71,17 @@ def _sse(service: EventStoreService, events: AsyncIterator[bytes]) -> EventStrea
 @router.get("/subscribe", response_class=EventSourceResponse, responses=EVENT_STREAM)
 async def subscribe(
     service: Service,
-    _: Reader,
+    settings: Settings,
+    caller: Reader,
     last_event_id: LastEventId = None,
-    after: Annotated[int, Query(ge=0, description="Start after this position.")] = 0,
+    after: Position = 0,
     category: Annotated[str | None, Query(description="Only streams `<category>-…`.")] = None,
     type: Annotated[str | None, Query(description="Only events of this type.")] = None,
 ) -> EventSourceResponse:
     """The global log from `after` (or `Last-Event-ID`), then live."""
     wanted = service.subscriptions.log_filter(category, type)
     start = last_event_id if last_event_id is not None else after
-    return _sse(service, service.subscriptions.events(wanted, start))
+    return _stream(settings, _frames(service, wanted, start, caller))
 
 
 @router.get(
@@ -61,9 +90,10 @@ async def subscribe(
 async def subscribe_stream(
     stream_id: StreamId,
     service: Service,
-    _: Reader,
+    settings: Settings,
+    caller: Reader,
     last_event_id: LastEventId = None,
-    from_version: Annotated[int | None, Query(ge=0)] = None,
+    from_version: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
 ) -> EventSourceResponse:
     """One stream's visible events from `from_version`, then live, in global order.
 
@@ -72,4 +102,4 @@ async def subscribe_stream(
     wanted, start = await service.subscriptions.stream_start(stream_id, from_version)
     if last_event_id is not None:
         start = last_event_id
-    return _sse(service, service.subscriptions.events(wanted, start))
+    return _stream(settings, _frames(service, wanted, start, caller))

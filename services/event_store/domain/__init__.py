@@ -22,10 +22,12 @@ from services.event_store.domain.models import (
     StreamPage,
     StreamState,
 )
-from services.event_store.domain.port import EventStore
+from services.event_store.domain.port import EventStore, SequencedLog
 from services.event_store.domain.rules import (
+    MAX_AGE_SECONDS,
     MAX_EVENTS_PER_APPEND,
     MAX_LOG_READ_LIMIT,
+    MAX_POSITION,
     MAX_READ_LIMIT,
     category,
     check_stream_id,
@@ -37,8 +39,10 @@ from services.event_store.domain.rules import (
 __all__ = [
     "ANY",
     "JSON",
+    "MAX_AGE_SECONDS",
     "MAX_EVENTS_PER_APPEND",
     "MAX_LOG_READ_LIMIT",
+    "MAX_POSITION",
     "MAX_READ_LIMIT",
     "NO_STREAM",
     "STREAM_EXISTS",
@@ -48,6 +52,7 @@ __all__ = [
     "EventStore",
     "ExpectedVersion",
     "RecordedEvent",
+    "SequencedLog",
     "Snapshot",
     "StreamInfo",
     "StreamMetadata",

@@ -1,10 +1,11 @@
-"""The storage port of the event store: the contract every adapter keeps.
+"""The storage ports of the event store: the contract every adapter keeps.
 
-Two adapters implement it, PostgreSQL (production) and SQLite (embedded), and one contract test
-suite runs against both. All methods validate their input first and raise `InvalidInput` (422)
-with a message naming the bad value, changing nothing; a backend failure is a `DatabaseError`
-(503, `ConnectionPoolError` when no connection was free in time), after which the caller may
-retry: appends are idempotent by event id.
+`EventStore` is what every adapter does: PostgreSQL (production) and SQLite (embedded), with one
+contract test suite run against both. `SequencedLog` is what only a store whose global log is
+filled after commit (PostgreSQL) does. Arguments are valid when they arrive: the use-case room
+(`services.event_store.usecases`) checks every request once with `domain.rules`, and adapters
+store and fetch. A backend failure is a `DatabaseError` (503, `ConnectionPoolError` when no
+connection was free in time), after which the caller may retry: appends are idempotent by id.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ class EventStore(Protocol):
         run of consecutive versions, with the same type, data, metadata and schema version,
         nothing is written and the first result comes back with `replayed=True` (whatever
         `expected_version` says now). If some ids are stored but the batch differs in any way,
-        `Conflict` names the first clashing event id. Ids repeated inside the batch, an empty or
-        too large batch, a bad stream id or a malformed event raise `InvalidInput`.
+        `Conflict` names the first clashing event id.
         """
         ...
 
@@ -95,10 +95,11 @@ class EventStore(Protocol):
 
         Soft (`hard=False`): its events and snapshot are hidden for good, reads return nothing,
         `stream_info` says `deleted`; the next append restarts it at `version + 1`. Deleting a
-        soft-deleted stream again changes nothing; an unknown stream is `NotFound`.
-        Hard: the stream is tombstoned; every later append, read or delete is `Gone`, also for a
-        stream id that never had events. Events stay in the global log either way: the log is
-        history, and retention, deletes and tombstones only apply to stream reads.
+        soft-deleted stream again changes nothing. Hard: the stream is tombstoned; every later
+        append, read or delete is `Gone`. An unknown stream (never appended to, no metadata
+        set) is `NotFound` either way, and no id is reserved by it. Events stay in the global
+        log either way: the log is history, and retention, deletes and tombstones only apply to
+        stream reads.
         """
         ...
 
@@ -150,17 +151,6 @@ class EventStore(Protocol):
         """The stream's snapshot, or None if it has none (or the stream is unknown or deleted)."""
         ...
 
-    async def sequence_batch(self, limit: int = 10_000) -> int:
-        """Moves up to `limit` committed events into the global log; returns how many it moved.
-
-        PostgreSQL: events of transactions older than every running one get the next positions
-        in (transaction id, insertion) order, with the cursor saved in the same transaction and
-        one notification per non-empty batch. Only the elected sequencer (`PostgresSequencer`)
-        calls it in production; concurrent calls are safe (they take turns on the cursor row)
-        but waste work. SQLite assigns positions at append time, so this returns 0.
-        """
-        ...
-
     async def get_checkpoint(self, name: str) -> int:
         """The position stored under `name` (a relay's or subscriber's), 0 if none was stored."""
         ...
@@ -169,11 +159,33 @@ class EventStore(Protocol):
         """Stores `position` (>= 0) under `name`, replacing the previous value."""
         ...
 
+    async def close(self) -> None:
+        """Releases connections and background tasks. The store is unusable afterwards."""
+        ...
+
+
+class SequencedLog(Protocol):
+    """A global log filled after commit by an elected sequencer (PostgreSQL).
+
+    An embedded store that numbers events as it appends them (SQLite) has no such step and does
+    not implement this port; nothing waits for it there.
+    """
+
+    async def sequence_batch(self, limit: int = 10_000) -> int:
+        """Moves up to `limit` committed events into the global log; returns how many it moved.
+
+        Events of transactions older than every running one get the next positions in
+        (transaction id, insertion) order, with the cursor saved in the same transaction and one
+        notification per non-empty batch. Only the elected sequencer calls it in production;
+        concurrent calls are safe (they take turns on the cursor row) but waste work.
+        """
+        ...
+
     async def sequencer_delay(self) -> float | None:
         """Age in seconds of the oldest event not yet in the global log; None when none waits.
 
         A metric input: it grows when the sequencer is down or a long writing transaction holds
-        the horizon back. Always None on SQLite.
+        the horizon back.
         """
         ...
 
@@ -181,11 +193,7 @@ class EventStore(Protocol):
         """Age in seconds of the oldest open writing transaction in the database cluster.
 
         A metric input: such a transaction holds the log back (not appends). None when there is
-        none, and always on SQLite. On PostgreSQL the role needs `pg_read_all_stats` (or
-        `pg_monitor`) to see other roles' transactions.
+        none. The role needs `pg_read_all_stats` (or `pg_monitor`) to see other roles'
+        transactions.
         """
-        ...
-
-    async def close(self) -> None:
-        """Releases connections and background tasks. The store is unusable afterwards."""
         ...

@@ -48,6 +48,13 @@ def check_name(what: str, name: object) -> str:
     return name
 
 
+def check_subject(subject: object) -> str:
+    """A data subject (whose personal data events hold): 1-200 characters."""
+    if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_NAME_LENGTH:
+        raise InvalidInput(f"subject must be 1-200 characters (got {str(subject)[:80]!r})")
+    return subject
+
+
 def check_event_type(event_type: object, where: str = "type") -> str:
     if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
         raise InvalidInput(

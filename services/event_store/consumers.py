@@ -1,0 +1,2 @@
+"""The event store consumes no messages: it is where `outrigger.events` comes from (see
+`usecases/relay.py`)."""
