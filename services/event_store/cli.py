@@ -23,7 +23,12 @@ from outrigger.errors import InvalidInput
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
+    from outrigger.clients import ExpectedVersion
+
 DEFAULT_URL = "http://127.0.0.1:8002"
+STATES: dict[str, ExpectedVersion] = {
+    state: state for state in ("any", "no_stream", "stream_exists")
+}
 EXIT_BAD_INPUT = 2
 
 
@@ -55,7 +60,7 @@ async def _with(
 
 
 def _echo(value: Any) -> None:
-    click.echo(orjson.dumps(value).decode())
+    click.echo(orjson.dumps(value, option=orjson.OPT_UTC_Z).decode())
 
 
 def _json(_ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -69,8 +74,16 @@ def _json(_ctx: click.Context, param: click.Parameter, value: str | None) -> Any
         raise click.BadParameter(f"not JSON: {exc}", param=param) from None
 
 
-def _expected(_ctx: click.Context, _param: click.Parameter, value: str) -> str | int:
-    return int(value) if value.isdecimal() else value
+def _expected(_ctx: click.Context, param: click.Parameter, value: str) -> ExpectedVersion:
+    if value.isdecimal():
+        return int(value)
+    if value in STATES:
+        return STATES[value]
+    raise click.BadParameter(
+        f'expected_version must be "any", "no_stream", "stream_exists" or a version >= 0, '
+        f"not {value!r}",
+        param=param,
+    )
 
 
 class _Events(click.Group):
@@ -111,7 +124,7 @@ async def append(
     data: Any,
     metadata: Any,
     event_id: str | None,
-    expected_version: str | int,
+    expected_version: ExpectedVersion,
 ) -> None:
     """Append one event to STREAM_ID; prints where it landed."""
     event: dict[str, Any] = {"type": event_type, "data": data}
@@ -132,19 +145,18 @@ async def read(
     client: EventStoreClient, stream_id: str, from_version: int | None, backward: bool, limit: int
 ) -> None:
     """Print up to LIMIT events of STREAM_ID, one JSON object per line."""
-    direction = "backward" if backward else "forward"
     printed = 0
     while printed < limit:
         page = await client.read_stream(
             stream_id,
             from_version=from_version,
-            direction=direction,
+            direction="backward" if backward else "forward",
             limit=min(limit - printed, 1000),
         )
-        for event in page["events"]:
+        for event in page.events:
             _echo(event)
-        printed += len(page["events"])
-        from_version = page["next_version"]
+        printed += len(page.events)
+        from_version = page.next_version
         if from_version is None:
             return
 
