@@ -1,6 +1,7 @@
-"""Typed async HTTP clients for the Outrigger services (the Python SDK). They return the
-dataclasses of `event_store_models` and `cache_models`, and raise the `outrigger.errors` class
-of the problem a service answers."""
+"""Typed HTTP clients for the Outrigger services (the Python SDK): async ones, and blocking
+facades of them for scripts (`outrigger.clients.sync`). They return the dataclasses of
+`event_store_models` and `cache_models`, and raise the `outrigger.errors` class of the problem
+a service answers."""
 
 from outrigger.clients.base import IDEMPOTENT_METHODS, ServiceClient
 from outrigger.clients.cache import CacheClient
@@ -23,6 +24,7 @@ from outrigger.clients.event_store_models import (
     StreamMetadata,
     StreamPage,
 )
+from outrigger.clients.sync import SyncCacheClient, SyncEventStoreClient
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -43,4 +45,6 @@ __all__ = [
     "StreamInfo",
     "StreamMetadata",
     "StreamPage",
+    "SyncCacheClient",
+    "SyncEventStoreClient",
 ]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from outrigger.clients import CacheClient, HeldLock
+from outrigger.clients import CacheClient, HeldLock, SyncCacheClient
 from outrigger.clients.cache import LockLost
 from outrigger.errors import Conflict, PreconditionFailed
 from outrigger.resilience import Policy
@@ -196,3 +196,40 @@ async def test_waiting_for_a_lock_longer_than_the_client_timeout_still_gets_it(
         await holder.release(resource, held.token)
         taken = await asyncio.wait_for(waiting, 5)
     assert taken.fence > held.fence
+
+
+async def test_the_blocking_client_from_a_script(served: tuple[str, str]) -> None:
+    url, token = served
+    ns, resource = unique("ns"), unique("job")
+
+    def script() -> None:
+        with SyncCacheClient(url, token=token, policy=Policy(unique("script"))) as cache:
+            stored = cache.put(ns, "k", "v", ttl=60, tags=["t"])
+            found = cache.get(ns, "k")
+            assert found is not None
+            assert (found.value, found.version) == (b"v", stored.version)
+            assert set(cache.mget(ns, ["k", "missing"])) == {"k"}
+            assert cache.invalidate(ns, tags=["t"]) == 1
+            assert cache.get(ns, "k") is None
+            assert cache.delete(ns, "k") is False
+
+            with cache.lock(resource, ttl_ms=300) as lease:
+                time.sleep(1.0)  # three leases: the loop thread renews it meanwhile
+                with pytest.raises(Conflict):
+                    cache.acquire(resource, ttl_ms=300)
+                assert not lease.lost.is_set()
+            with pytest.raises(ZeroDivisionError), cache.lock(resource, ttl_ms=5000):
+                _ = 1 / 0
+            again = cache.acquire(resource, ttl_ms=5000)  # released by both blocks
+            assert again.fence > lease.fence
+
+            taken = resource + "-taken"
+            with pytest.raises(LockLost, match="another holder took the lock"):  # noqa: SIM117
+                with cache.lock(taken, ttl_ms=300) as lost:
+                    cache.release(taken, lost.token)  # as if its lease had run out
+                    cache.acquire(taken, ttl_ms=5000)
+                    deadline = time.monotonic() + 2
+                    while not lost.lost.is_set() and time.monotonic() < deadline:
+                        time.sleep(0.02)
+
+    await asyncio.to_thread(script)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,7 @@ from outrigger.clients import (
     EventStoreClient,
     RecordedEvent,
     StreamMetadata,
+    SyncEventStoreClient,
 )
 from outrigger.errors import (
     Conflict,
@@ -34,6 +37,7 @@ from outrigger.errors import (
 )
 from outrigger.resilience import Policy, Retry
 from outrigger.stealth import ERASED
+from outrigger.telemetry.context import request_id_var
 from outrigger.testing import bearer, free_port, serving, unique
 from services.event_store.app import build_app
 from tests.event_store.api_support import BACKENDS, database_for, settings_for
@@ -370,3 +374,129 @@ async def test_an_unreachable_service_raises_external_service_error_also_when_su
             await events.read_log()
         with pytest.raises(ExternalServiceError, match=f"cannot reach {url}"):
             await anext(events.subscribe())
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """The network, remembering each request and how many response streams are still open."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.requests: list[httpx.Request] = []
+        self.open_streams = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        response = await self.inner.handle_async_request(request)
+        self.open_streams += 1
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_Counted(response, self),
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _Counted(httpx.AsyncByteStream):
+    def __init__(self, response: httpx.Response, transport: Recording) -> None:
+        self.response = response
+        self.transport = transport
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.response.aiter_raw():
+            yield chunk
+
+    async def aclose(self) -> None:
+        self.transport.open_streams -= 1
+        await self.response.aclose()
+
+
+def client_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "outrigger-event-store-client"]
+
+
+async def test_the_blocking_client_appends_reads_and_follows_from_a_script(served: Served) -> None:
+    stream = new_stream()
+    token = bearer(served.settings)["Authorization"].removeprefix("Bearer ")
+
+    def script() -> tuple[Appended, list[int], list[RecordedEvent], int]:
+        with SyncEventStoreClient(served.url, token=token) as events:
+            appended = events.append(stream, [placed(0), placed(1)], expected_version="no_stream")
+            with pytest.raises(Conflict, match="is at 1"):
+                events.append(stream, [placed(2)], expected_version="no_stream")
+            versions = [event.version for event in events.read_stream(stream).events]
+            following = events.subscribe(stream_id=stream)
+            received = [next(following), next(following)]
+            events.append(stream, [placed(2)], expected_version=1)
+            received.append(next(following))  # live
+            following.close()
+            info = events.stream_info(stream)
+            assert len(client_threads()) == 1
+        return appended, versions, received, info.version or 0
+
+    appended, versions, received, version = await asyncio.to_thread(script)
+    assert appended == Appended(stream, first_version=0, last_version=1)
+    assert versions == [0, 1]
+    assert [(event.version, event.data) for event in received] == [
+        (0, {"n": 0}),
+        (1, {"n": 1}),
+        (2, {"n": 2}),
+    ]
+    assert version == 2
+    assert client_threads() == []
+
+
+async def test_leaving_a_blocking_subscription_closes_its_connection_and_the_client_goes_on(
+    served: Served,
+) -> None:
+    category = new_category()
+    transport = Recording()
+    token = bearer(served.settings)["Authorization"].removeprefix("Bearer ")
+
+    def script() -> tuple[int, int, str | None]:
+        with SyncEventStoreClient(served.url, token=token, transport=transport) as events:
+            events.append(f"{category}-1", [placed(0), placed(1)])
+            for event in events.subscribe(category=category):
+                first = event.data["n"]
+                break
+            open_after_break = transport.open_streams
+            token_var = request_id_var.set("script-request-7")
+            try:
+                events.read_log(category=category)
+            finally:
+                request_id_var.reset(token_var)
+        return first, open_after_break, transport.requests[-1].headers.get("X-Request-ID")
+
+    first, open_after_break, request_id = await asyncio.to_thread(script)
+    assert first == 0
+    assert open_after_break == 0  # the SSE response was closed by leaving the loop
+    assert request_id == "script-request-7"  # the caller's context travels with the call
+    assert client_threads() == []
+
+
+async def test_a_blocking_client_says_what_went_wrong_like_the_async_one(served: Served) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    def script() -> None:
+        with SyncEventStoreClient(url, policy=Policy(unique("down"))) as events:
+            with pytest.raises(ExternalServiceError, match=f"cannot reach {url}"):
+                events.read_log()
+            with pytest.raises(ExternalServiceError, match=f"cannot reach {url}"):
+                next(events.subscribe())
+        anonymous = SyncEventStoreClient(served.url, policy=Policy(unique("anon")))
+        with anonymous, pytest.raises(Unauthorized, match="missing bearer token"):
+            anonymous.append(new_stream(), [placed(0)])
+        with pytest.raises(RuntimeError, match="closed"):
+            anonymous.read_log()
+
+    await asyncio.to_thread(script)
+
+
+def test_a_blocking_client_nobody_closed_stops_its_thread_once_collected() -> None:
+    events = SyncEventStoreClient(f"http://127.0.0.1:{free_port()}")
+    assert len(client_threads()) == 1
+    del events
+    gc.collect()
+    assert client_threads() == []
