@@ -19,7 +19,33 @@ EXIT_BAD_SETTINGS = 2
 
 
 class _Main(click.Group):
-    """Turns the errors a user can fix into one line on stderr, never a traceback."""
+    """Turns the errors a user can fix into one line on stderr, never a traceback.
+
+    Each installed service's command group (`services.<package>.cli.commands`) joins when the
+    command line is read, not when this module is imported, so a service's `cli` may import
+    from `outrigger.cli` without a cycle.
+    """
+
+    services_added = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_services()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._add_services()
+        return super().get_command(ctx, cmd_name)
+
+    def _add_services(self) -> None:
+        if self.services_added:
+            return
+        self.services_added = True
+        for info in catalog.installed():
+            try:
+                commands = importlib.import_module(f"{info.module}.cli").commands
+            except ModuleNotFoundError:
+                continue
+            self.add_command(commands)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -42,10 +68,3 @@ main.add_command(dev)
 main.add_command(serve)
 main.add_command(migrate)
 main.add_command(token)
-
-for _info in catalog.installed():
-    try:
-        _commands = importlib.import_module(f"{_info.module}.cli").commands
-    except ModuleNotFoundError:
-        continue
-    main.add_command(_commands)

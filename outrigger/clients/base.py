@@ -1,12 +1,12 @@
 """`ServiceClient`: the async HTTP client every Outrigger service client is built on.
 
-A subclass adds typed methods over `_request` and `_json`, e.g.::
+A subclass adds typed methods over `_request` and `_model`, e.g.::
 
     class EventStoreClient(ServiceClient):
         service = "event-store"
 
-        async def read(self, stream_id: str) -> list[dict[str, Any]]:
-            return self._json(await self._request("GET", f"/v1/streams/{stream_id}"))
+        async def stream_info(self, stream_id: str) -> StreamInfo:
+            return self._model(StreamInfo, await self._request("GET", f"/v1/streams/{stream_id}"))
 
     async with EventStoreClient("http://127.0.0.1:8002", token=token) as events:
         await events.read("order-7")
@@ -15,12 +15,13 @@ A subclass adds typed methods over `_request` and `_json`, e.g.::
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 from opentelemetry import propagate
+from pydantic import TypeAdapter, ValidationError
 
 from outrigger import errors
 from outrigger.resilience import policy as named_policy
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from outrigger.resilience import Policy
+
+T = TypeVar("T")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -97,10 +100,13 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
         expect: Collection[int] = (200,),
         idempotent: bool = False,
+        waits: float = 0.0,
     ) -> httpx.Response:
         """Sends one request under the policy and returns the response if its status is expected.
 
-        `json` is serialised with orjson; `content` sends raw bytes instead (not both).
+        `json` is serialised with orjson; `content` sends raw bytes instead (not both). `waits`
+        is how many seconds the service may hold the answer on purpose (a lock's `wait_ms`):
+        the read timeout is that much longer.
         Failed attempts are retried only for idempotent methods or requests marked `idempotent`
         (sending them twice does what sending once does, e.g. events with their ids), or for
         any method when the request never reached the server (connection refused, pool
@@ -126,10 +132,17 @@ class ServiceClient:
             content = orjson.dumps(json)
             outgoing["Content-Type"] = "application/json"
 
+        timeout = self._http.timeout
+        if waits > 0 and timeout.read is not None:
+            read = timeout.read + waits
+            timeout = httpx.Timeout(
+                connect=timeout.connect, read=read, write=timeout.write, pool=timeout.pool
+            )
+
         async def exchange() -> httpx.Response:
             try:
                 response = await self._http.request(
-                    method, path, content=content, params=params, headers=outgoing
+                    method, path, content=content, params=params, headers=outgoing, timeout=timeout
                 )
             except httpx.RequestError as exc:
                 raise self._unreachable(method, path, exc) from exc
@@ -154,6 +167,11 @@ class ServiceClient:
                 f"{request.method} {request.url} answered {response.status_code} "
                 f"with a body that is not JSON: {exc}"
             ) from exc
+
+    def _model(self, model: type[T], response: httpx.Response) -> T:
+        """The response body decoded into `model` (see `decode`)."""
+        request = response.request
+        return decode(model, response.content, f"{request.method} {request.url}")
 
     def _where(self, method: str, path: str) -> str:
         return f"{method} {self.base_url}{path}"
@@ -191,6 +209,28 @@ class ServiceClient:
             error.headers["Retry-After"] = retry_after
         error.add_note(f"{where} (request id {response.request.headers.get('X-Request-ID')})")
         return error
+
+
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def decode(model: type[T], body: bytes | str, source: str) -> T:
+    """`body`, JSON, decoded into the dataclass `model` in one pass (pydantic-core parses the
+    JSON straight into the dataclasses, datetimes and UUIDs). Members the model does not know
+    are ignored, so a service may add some. A body that does not fit is `ExternalServiceError`
+    naming `source` and the first misfit."""
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _ADAPTERS.setdefault(model, TypeAdapter(model))
+    try:
+        decoded: T = adapter.validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the body"
+        raise errors.ExternalServiceError(
+            f"{source} answered a body that does not fit {model.__name__}: {where}: {first['msg']}"
+        ) from exc
+    return decoded
 
 
 def _problem(response: httpx.Response) -> dict[str, Any] | None:

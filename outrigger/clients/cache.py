@@ -1,7 +1,7 @@
 """`CacheClient`: entries, batches, invalidation, fill leases and fenced locks of the cache service.
 
     async with CacheClient("http://127.0.0.1:8003", token=token) as cache:
-        version = await cache.put("users", "42", b'{"name": "Ada"}', tags=["stream:user-42"])
+        stored = await cache.put("users", "42", b'{"name": "Ada"}', tags=["stream:user-42"])
         found = await cache.get("users", "42")
         async with cache.lock("invoice-7", ttl_ms=10_000) as lease:
             await ledger.write(invoice, fence=lease.fence)   # refused downstream once stale
@@ -11,7 +11,9 @@
 `lock` renews the lease in the background every ttl/3. When a renewal is refused (another holder
 took the lock) or none succeeded before the lease ran out, `lease.lost` is set at once, and
 leaving the block raises `LockLost`: work done after that point may have overlapped another
-holder's, which is why writes carry `lease.fence` for the downstream to check.
+holder's, which is why writes carry `lease.fence` for the downstream to check. `acquire`,
+`renew` and `release` are the same steps one at a time, for a holder that outlives a process.
+Every method returns the dataclasses of `outrigger.clients.cache_models`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,20 @@ import asyncio
 import base64
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from outrigger.clients.base import ServiceClient
+from outrigger.clients.cache_models import (
+    CachedValue,
+    FoundEntry,
+    HeldLock,
+    LockLease,
+    LockLost,
+    Lookup,
+    StoredEntry,
+)
 from outrigger.errors import Conflict, NotFound, OutriggerError
 
 if TYPE_CHECKING:
@@ -32,49 +43,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-
-@dataclass(frozen=True, slots=True)
-class CachedValue:
-    """An entry as read: its bytes, Content-Type, version (the ETag unquoted) and freshness."""
-
-    key: str
-    value: bytes
-    content_type: str
-    version: str
-    max_age: int
-    tags: frozenset[str] = frozenset()
-    stale: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """A `fill=lease` read: the value (maybe stale), and `lease_token` when this caller must
-    fill the key (`put(..., fill_lease=token)`), or `retry_after_ms` while another caller does."""
-
-    value: CachedValue | None
-    lease_token: str | None = None
-    retry_after_ms: int = 0
-
-
-class LockLost(Conflict):
-    """The lock's lease ran out or was taken by another holder before the block ended."""
-
-
-@dataclass(eq=False)
-class LockLease:
-    """A held lock. `lost` is set as soon as the client knows the lease is gone."""
-
-    resource: str
-    token: str
-    fence: int
-    ttl_ms: int
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-    lost_because: str = ""
-
-    def lose(self, because: str) -> None:
-        if not self.lost.is_set():
-            self.lost_because = because
-            self.lost.set()
+__all__ = ["CacheClient", "LockLost"]
 
 
 def _entry_path(namespace: str, key: str) -> str:
@@ -113,7 +82,9 @@ class CacheClient(ServiceClient):
         """A read with stampede protection (`?fill=lease`): see `Lookup`."""
         params = {"fill": "lease", "lease_ms": lease_ms, "wait_ms": wait_ms}
         path = _entry_path(namespace, key)
-        response = await self._request("GET", path, params=params, expect=(200, 404))
+        response = await self._request(
+            "GET", path, params=params, expect=(200, 404), waits=wait_ms / 1000
+        )
         token = response.headers.get("Fill-Lease")
         if response.status_code == 200:
             return Lookup(_value(key, response), token)
@@ -133,8 +104,10 @@ class CacheClient(ServiceClient):
         if_match: str | None = None,
         if_absent: bool = False,
         fill_lease: str | None = None,
-    ) -> str:
-        """Stores `value` and returns its new version. `if_match` a version: compare and set;
+    ) -> StoredEntry:
+        """Stores `value` (a str as UTF-8 text) for `ttl` seconds (default: the namespace's),
+        and says what was stored: its new `version` is the `if_match` of a later compare and
+        set. `if_match` a version: compare and set;
         `if_absent`: only if there is no fresh entry (both raise `PreconditionFailed`);
         `fill_lease`: fill with the token a `lookup` handed out (`Conflict` once it is gone)."""
         params: dict[str, Any] = {}
@@ -154,7 +127,7 @@ class CacheClient(ServiceClient):
         body = _bytes(value)
         path = _entry_path(namespace, key)
         response = await self._request("PUT", path, params=params, content=body, headers=headers)
-        return str(self._json(response)["version"])
+        return self._model(StoredEntry, response)
 
     async def delete(self, namespace: str, key: str, *, if_match: str | None = None) -> bool:
         """Removes the entry; False if there was none."""
@@ -167,18 +140,18 @@ class CacheClient(ServiceClient):
         """The fresh entries among 1-1,000 keys, by key; misses are left out."""
         body = {"keys": list(keys), "encoding": "base64"}
         path = f"/v1/cache/{quote(namespace, safe='')}:mget"
-        found = self._json(await self._request("POST", path, json=body))["entries"]
+        response = await self._request("POST", path, json=body)
         return {
-            entry["key"]: CachedValue(
-                key=entry["key"],
-                value=base64.b64decode(entry["value"]),
-                content_type=entry["content_type"],
-                version=entry["version"],
-                max_age=entry["ttl_ms"] // 1000,
-                tags=frozenset(entry["tags"]),
+            entry.key: CachedValue(
+                key=entry.key,
+                value=base64.b64decode(entry.value or ""),
+                content_type=entry.content_type or "",
+                version=entry.version or "",
+                max_age=(entry.ttl_ms or 0) // 1000,
+                tags=frozenset(entry.tags or ()),
             )
-            for entry in found
-            if entry["found"]
+            for entry in self._model(_Found, response).entries
+            if entry.found
         }
 
     async def mset(
@@ -188,8 +161,8 @@ class CacheClient(ServiceClient):
         *,
         ttl: float | None = None,
         tags: Iterable[str] = (),
-    ) -> dict[str, str]:
-        """Stores 1-1,000 values, all or nothing; returns their new versions by key."""
+    ) -> dict[str, StoredEntry]:
+        """Stores 1-1,000 values, all or nothing; says what was stored, by key."""
         tag_list = sorted(set(tags))
         entries = [
             {
@@ -203,8 +176,8 @@ class CacheClient(ServiceClient):
         ]
         path = f"/v1/cache/{quote(namespace, safe='')}:mset"
         body = {"entries": entries, "encoding": "base64"}
-        stored = self._json(await self._request("POST", path, json=body))["entries"]
-        return {entry["key"]: entry["version"] for entry in stored}
+        response = await self._request("POST", path, json=body)
+        return {entry.key: entry for entry in self._model(_Stored, response).entries}
 
     async def invalidate(
         self, namespace: str, *, tags: Iterable[str] | None = None, prefix: str | None = None
@@ -212,7 +185,37 @@ class CacheClient(ServiceClient):
         """Removes the entries carrying any of `tags`, or whose key starts with `prefix`."""
         body: dict[str, Any] = {"tags": list(tags)} if tags is not None else {"prefix": prefix}
         path = f"/v1/cache/{quote(namespace, safe='')}:invalidate"
-        return int(self._json(await self._request("POST", path, json=body))["removed"])
+        return self._model(_Invalidated, await self._request("POST", path, json=body)).removed
+
+    async def acquire(self, resource: str, *, ttl_ms: int = 30_000, wait_ms: int = 0) -> HeldLock:
+        """Takes the lock for `ttl_ms` with a new token and a higher fence, waiting up to
+        `wait_ms` for the holder; `Conflict` (with `Retry-After`) if it is still held."""
+        body = {"ttl_ms": ttl_ms, "wait_ms": wait_ms}
+        path = _lock_path(resource)
+        response = await self._request("POST", path, json=body, waits=wait_ms / 1000)
+        return self._model(HeldLock, response)
+
+    async def renew(self, resource: str, token: str, *, ttl_ms: int = 30_000) -> HeldLock:
+        """Extends the lease of the holder of `token` to `ttl_ms` from now, keeping its fence;
+        `Conflict` if the lease was lost (stop the work the lock guards)."""
+        body = {"token": token, "ttl_ms": ttl_ms}
+        response = await self._request("POST", f"{_lock_path(resource)}:renew", json=body)
+        return self._model(HeldLock, response)
+
+    async def release(self, resource: str, token: str) -> None:
+        """Frees the lock if `token` holds it; `Conflict` if its lease was already lost."""
+        headers = {"Lock-Token": token}
+        await self._request("DELETE", _lock_path(resource), headers=headers, expect=(204,))
+
+    async def validate_fence(self, resource: str, fence: int) -> bool:
+        """Whether `fence` is still the latest of the resource (no later acquire happened): a
+        write guarded by the lock may go ahead only then."""
+        path = f"{_lock_path(resource)}:validate"
+        try:
+            await self._request("POST", path, json={"fence": fence}, expect=(204,))
+        except Conflict:
+            return False
+        return True
 
     @contextlib.asynccontextmanager
     async def lock(
@@ -221,17 +224,15 @@ class CacheClient(ServiceClient):
         """Holds the lock for the block, renewing at ttl/3, releasing on exit; `Conflict` if
         another holder keeps it past `wait_ms`, `LockLost` on exit if the lease was lost."""
         started = time.monotonic()
-        path = f"/v1/locks/{quote(resource, safe='')}"
-        body = {"ttl_ms": ttl_ms, "wait_ms": wait_ms}
-        held = self._json(await self._request("POST", path, json=body))
-        lease = LockLease(resource, held["token"], held["fence"], ttl_ms)
-        renewing = asyncio.create_task(self._renew(lease, path, started + ttl_ms / 1000))
+        held = await self.acquire(resource, ttl_ms=ttl_ms, wait_ms=wait_ms)
+        lease = LockLease(resource, held.token, held.fence, ttl_ms)
+        renewing = asyncio.create_task(self._keep(lease, started + ttl_ms / 1000))
         try:
             yield lease
         except BaseException:
-            await self._end(lease, renewing, path)
+            await self._end(lease, renewing)
             raise
-        await self._end(lease, renewing, path)
+        await self._end(lease, renewing)
         if lease.lost.is_set():
             raise LockLost(
                 f"lock {resource!r} was lost while held ({lease.lost_because}); work done "
@@ -240,10 +241,9 @@ class CacheClient(ServiceClient):
                 fence=lease.fence,
             )
 
-    async def _renew(self, lease: LockLease, path: str, valid_until: float) -> None:
+    async def _keep(self, lease: LockLease, valid_until: float) -> None:
         """Renews every ttl/3 until cancelled; marks the lease lost when it surely is."""
         ttl = lease.ttl_ms / 1000
-        body = {"token": lease.token, "ttl_ms": lease.ttl_ms}
         while True:
             await asyncio.sleep(min(ttl / 3, max(valid_until - time.monotonic(), 0)))
             started = time.monotonic()
@@ -252,7 +252,7 @@ class CacheClient(ServiceClient):
                 return
             try:
                 async with asyncio.timeout(valid_until - started):
-                    await self._request("POST", f"{path}:renew", json=body)
+                    await self.renew(lease.resource, lease.token, ttl_ms=lease.ttl_ms)
             except Conflict:
                 lease.lose("another holder took the lock after its lease ran out")
                 return
@@ -260,18 +260,37 @@ class CacheClient(ServiceClient):
                 continue  # unreachable for now: try again while the lease lasts
             valid_until = started + ttl
 
-    async def _end(self, lease: LockLease, renewing: asyncio.Task[None], path: str) -> None:
+    async def _end(self, lease: LockLease, renewing: asyncio.Task[None]) -> None:
         renewing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewing
         if lease.lost.is_set():
             return
         try:
-            await self._request("DELETE", path, headers={"Lock-Token": lease.token}, expect=(204,))
+            await self.release(lease.resource, lease.token)
         except (Conflict, NotFound):
             lease.lose("the lease ran out before the release")
         except OutriggerError:
             pass  # the service is unreachable: the lease runs out by itself
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    entries: tuple[FoundEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    entries: tuple[StoredEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Invalidated:
+    removed: int
+
+
+def _lock_path(resource: str) -> str:
+    return f"/v1/locks/{quote(resource, safe='')}"
 
 
 def _content_type(value: bytes | str) -> str:

@@ -5,7 +5,9 @@
                             expected_version="no_stream")
         page = await events.read_stream("order-7")
         async for event in events.subscribe(category="order"):
-            print(event["global_position"], event["type"])
+            print(event.global_position, event.type)
+
+Every method returns the frozen dataclasses of `outrigger.clients.event_store_models`.
 
 `append` gives every event without an `id` a new one before sending, so resending the same
 batch after a failure is safe: the store recognises it and answers with the first result. The
@@ -19,20 +21,31 @@ drops a client that fell behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
-from outrigger.clients.base import ServiceClient
+from outrigger.clients.base import ServiceClient, decode
+from outrigger.clients.event_store_models import (
+    Appended,
+    Direction,
+    ExpectedVersion,
+    LogPage,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamPage,
+)
 from outrigger.errors import InfrastructureError, NotFound
 from outrigger.sse import frames
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Mapping, Sequence
 
-ExpectedVersion = str | int
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -52,36 +65,39 @@ class EventStoreClient(ServiceClient):
         events: Sequence[Mapping[str, Any]],
         *,
         expected_version: ExpectedVersion = "any",
-    ) -> dict[str, Any]:
-        """Appends `{"type", "data", "metadata"?, "id"?, "schema_version"?}` events.
-
-        Returns `{stream_id, first_version, last_version, replayed}`; `replayed` is True when
-        the store recognised a retry of an earlier append.
-        """
+    ) -> Appended:
+        """Appends `{"type", "data", "metadata"?, "id"?, "schema_version"?}` events, all or
+        nothing, if the stream is at `expected_version` (else `Conflict`, with the stream's
+        `actual_version` among its extensions)."""
         batch = [{"id": str(uuid.uuid4()), **event} for event in events]
         body = {"expected_version": expected_version, "events": batch}
         response = await self._request(
             "POST", f"{_stream(stream_id)}/events", json=body, expect=(200, 201), idempotent=True
         )
-        return {**self._json(response), "replayed": response.status_code == 200}
+        appended = self._model(Appended, response)
+        if response.status_code == 200:
+            return dataclasses.replace(appended, replayed=True)
+        return appended
 
     async def read_stream(
         self,
         stream_id: str,
         *,
         from_version: int | None = None,
-        direction: str = "forward",
+        direction: Direction = "forward",
         limit: int = 100,
-    ) -> dict[str, Any]:
-        """A page: `{stream_id, events, next_version, next}` (`next_version` None at the end)."""
+    ) -> StreamPage:
+        """A page of the stream's visible events from `from_version` (default: its first, or
+        its last going `backward`); read on from `page.next_version` until it is None."""
         params: dict[str, Any] = {"direction": direction, "limit": limit}
         if from_version is not None:
             params["from_version"] = from_version
         path = f"{_stream(stream_id)}/events"
-        return dict(self._json(await self._request("GET", path, params=params)))
+        return self._model(StreamPage, await self._request("GET", path, params=params))
 
-    async def stream_info(self, stream_id: str) -> dict[str, Any]:
-        return dict(self._json(await self._request("GET", _stream(stream_id))))
+    async def stream_info(self, stream_id: str) -> StreamInfo:
+        """The stream's version, times, metadata and delete state (also once deleted)."""
+        return self._model(StreamInfo, await self._request("GET", _stream(stream_id)))
 
     async def set_metadata(
         self,
@@ -91,7 +107,7 @@ class EventStoreClient(ServiceClient):
         max_count: int | None = None,
         truncate_before: int | None = None,
         custom: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> StreamInfo:
         """Replaces the stream's metadata (unset fields are cleared); returns its info."""
         body = {
             "max_age": max_age,
@@ -100,7 +116,7 @@ class EventStoreClient(ServiceClient):
             "custom": dict(custom or {}),
         }
         response = await self._request("PUT", f"{_stream(stream_id)}/metadata", json=body)
-        return dict(self._json(response))
+        return self._model(StreamInfo, response)
 
     async def delete(
         self, stream_id: str, *, hard: bool = False, expected_version: ExpectedVersion = "any"
@@ -116,27 +132,28 @@ class EventStoreClient(ServiceClient):
         limit: int = 1000,
         category: str | None = None,
         event_type: str | None = None,
-    ) -> dict[str, Any]:
-        """A page of the global log: `{events, next_after, next}`."""
+    ) -> LogPage:
+        """A page of the global log after position `after`; read on from `page.next_after`."""
         params: dict[str, Any] = {"after": after, "limit": limit}
         if category is not None:
             params["category"] = category
         if event_type is not None:
             params["type"] = event_type
-        return dict(self._json(await self._request("GET", "/v1/log", params=params)))
+        return self._model(LogPage, await self._request("GET", "/v1/log", params=params))
 
-    async def save_snapshot(self, stream_id: str, version: int, state: Any) -> dict[str, Any]:
+    async def save_snapshot(self, stream_id: str, version: int, state: Any) -> Snapshot:
+        """Stores `state` as folded up to `version` (a version the stream has)."""
         body = {"version": version, "state": state}
         response = await self._request("PUT", f"{_stream(stream_id)}/snapshot", json=body)
-        return dict(self._json(response))
+        return self._model(Snapshot, response)
 
-    async def load_snapshot(self, stream_id: str) -> dict[str, Any] | None:
-        """The stream's snapshot `{stream_id, version, state, created}`, or None."""
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The stream's latest snapshot, or None if it has none."""
         try:
             response = await self._request("GET", f"{_stream(stream_id)}/snapshot")
         except NotFound:
             return None
-        return dict(self._json(response))
+        return self._model(Snapshot, response)
 
     async def forget_subject(self, subject: str) -> None:
         """Erases the subject's sensitive fields from every event, for good (scope `admin`)."""
@@ -152,7 +169,7 @@ class EventStoreClient(ServiceClient):
         stream_id: str | None = None,
         from_version: int | None = None,
         idle_timeout: float = 60.0,
-    ) -> AsyncGenerator[dict[str, Any], None]:
+    ) -> AsyncGenerator[RecordedEvent, None]:
         """Events of the global log after position `after` (or of one stream, from
         `from_version`), then live, for as long as the caller iterates.
 
@@ -175,37 +192,52 @@ class EventStoreClient(ServiceClient):
             headers = {"Accept": "text/event-stream"}
             if last is not None:
                 headers["Last-Event-ID"] = str(last)
-            try:
-                async for event in self._follow(path, query, headers, idle_timeout):
-                    failures = 0
-                    last = event["global_position"]
-                    yield event
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if first:  # a wrong URL, or the service is not running: say so, do not wait
-                    raise self._unreachable("GET", path, exc) from exc
-            except (httpx.TransportError, InfrastructureError):
-                pass  # reconnect, resuming after `last`
+            following = self._follow(path, query, headers, idle_timeout, first=first)
+            async with contextlib.aclosing(following) as connection:
+                async for position, data in connection:
+                    last, failures = position, 0
+                    yield decode(RecordedEvent, data, f"GET {self.base_url}{path}")
             first = False
             await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
             failures += 1
 
     async def _follow(
-        self, path: str, query: dict[str, Any], headers: dict[str, str], idle_timeout: float
-    ) -> AsyncIterator[dict[str, Any]]:
-        """One connection's events; returns when the server ends the stream."""
+        self,
+        path: str,
+        query: dict[str, Any],
+        headers: dict[str, str],
+        idle_timeout: float,
+        *,
+        first: bool,
+    ) -> AsyncGenerator[tuple[int, str], None]:
+        """One connection's events, as their positions (the frames' ids) and JSON texts.
+
+        Ends when the server ends the stream, drops this client, or the connection fails; raises
+        the problem the service answers, and `ExternalServiceError` if the `first` connection
+        cannot be made at all (a wrong URL, or the service is not running: say so at once).
+        """
         timeout = httpx.Timeout(self._http.timeout.connect, read=idle_timeout)
         request = self._http.build_request(
             "GET", path, params=query, headers=headers, timeout=timeout
         )
-        response = await self._http.send(request, stream=True)
+        try:
+            response = await self._http.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if first:
+                raise self._unreachable("GET", path, exc) from exc
+            return
+        except httpx.TransportError:
+            return
         try:
             if response.status_code != 200:
                 await response.aread()
                 raise self._failure("GET", path, response)
             async for frame in frames(response.aiter_lines()):
                 if frame.event is None and frame.id is not None:
-                    yield frame.json()
+                    yield frame.position, frame.text
                 elif frame.event == "dropped":
                     return
+        except (httpx.TransportError, InfrastructureError):
+            return  # reconnect, resuming after the last event
         finally:
             await response.aclose()

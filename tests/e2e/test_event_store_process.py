@@ -147,14 +147,14 @@ async def test_a_served_event_store_appends_reads_streams_relays_and_stops_on_si
 
                 seen = await asyncio.wait_for(first_seen, WAIT_SECONDS)
                 await subscription.aclose()
-            assert (seen["id"], seen["stream_id"], seen["version"]) == (event_id, "order-7", 0)
+            assert (str(seen.id), seen.stream_id, seen.version) == (event_id, "order-7", 0)
 
             message = await _next_message(relayed)
             assert message.routing_key == "order.Placed"
             assert message.message_id == event_id
             headers = text_headers(message.headers)
             assert headers["cloudEvents_subject"] == "order-7"
-            assert headers["cloudEvents_sequence"] == str(seen["global_position"])
+            assert headers["cloudEvents_sequence"] == str(seen.global_position)
             assert message.body == b'{"total":42}'
 
             code = await process.terminate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -215,3 +216,67 @@ async def test_a_service_that_does_not_answer_is_named_in_one_line_with_exit_cod
     tail = await asyncio.to_thread(outrigger, "events", "tail", "--url", url, "--token", "t")
     assert tail.returncode == 1, tail.stderr
     assert f"cannot reach {url}" in one_line(tail.stderr)
+
+
+def test_without_a_token_the_command_says_how_to_give_one_with_exit_code_2() -> None:
+    argv = ["events", "read", "order-7", "--url", "http://127.0.0.1:9"]
+    missing = CliRunner().invoke(main, argv, env={"OUTRIGGER_TOKEN": None})
+    assert missing.exit_code == 2
+    line = one_line(missing.stderr)
+    assert "OUTRIGGER_TOKEN" in line
+    assert "--token" in line
+    assert missing.stdout == ""
+
+
+async def test_a_token_the_service_refuses_is_its_401_detail_in_one_line(
+    served: Served, tmp_path: Path
+) -> None:
+    other = settings_for("sqlite+aiosqlite://", tmp_path, jwt_secret="another-secret-" * 3)
+    forged = bearer(other)["Authorization"].removeprefix("Bearer ")
+    refused = await events_command(served.url, forged, "read", new_stream())
+    assert refused.exit_code == 1
+    assert one_line(refused.stderr) == "outrigger: bad token signature"
+    not_a_jwt = await events_command(served.url, "not-a-jwt", "tail")
+    assert not_a_jwt.exit_code == 1
+    assert "malformed token" in one_line(not_a_jwt.stderr)
+
+
+async def test_the_url_comes_from_outrigger_event_store_url_unless_given(served: Served) -> None:
+    stream = new_stream()
+    env = {"OUTRIGGER_TOKEN": served.token, "OUTRIGGER_EVENT_STORE_URL": served.url}
+    argv = ["events", "append", stream, "--type", "T", "--data", "{}"]
+    result = await asyncio.to_thread(CliRunner().invoke, main, argv, env=env)
+    assert result.exit_code == 0, result.stderr
+    assert lines(result)[0]["stream_id"] == stream
+    down = f"http://127.0.0.1:{free_port()}"
+    overridden = await asyncio.to_thread(
+        CliRunner().invoke, main, ["events", "read", stream, "--url", down], env=env
+    )
+    assert f"cannot reach {down}" in one_line(overridden.stderr)
+
+
+async def test_ctrl_c_ends_tail_quietly_with_exit_code_130(served: Served) -> None:
+    category = new_category()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OUTRIGGER_")},
+        "OUTRIGGER_TOKEN": served.token,
+        "OUTRIGGER_EVENT_STORE_URL": served.url,
+    }
+    tail = await asyncio.create_subprocess_exec(
+        OUTRIGGER, "events", "tail", "--category", category,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        body = {"events": [{"type": "Placed", "data": {"n": 1}}]}
+        await served.http.post(f"/v1/streams/{category}-1/events", json=body)
+        assert tail.stdout is not None
+        first = await asyncio.wait_for(tail.stdout.readline(), 30)
+        assert orjson.loads(first)["data"] == {"n": 1}
+        tail.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(tail.communicate(), 30)
+    finally:
+        if tail.returncode is None:
+            tail.kill()
+            await tail.wait()
+    assert tail.returncode == 130
+    assert stderr == b""

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import re
 import socket
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,9 +11,24 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import TypeAdapter
 
+import outrigger
 from outrigger import errors
-from outrigger.clients import ServiceClient
+from outrigger.clients import (
+    Appended,
+    HeldLock,
+    LogPage,
+    RecordedEvent,
+    ServiceClient,
+    Snapshot,
+    StoredEntry,
+    StreamInfo,
+    StreamMetadata,
+    StreamPage,
+)
+from outrigger.clients import cache as cache_client
+from outrigger.clients.cache_models import FoundEntry
 from outrigger.resilience import BulkheadFull, CircuitBreaker, CircuitState, Policy, Retry
 from outrigger.telemetry.context import request_id_var
 
@@ -314,3 +331,89 @@ async def test_without_a_policy_the_named_one_for_the_service_is_used() -> None:
         assert other.policy.name == "b.test:81"
         assert audit.policy.retry is not None
         assert audit.policy.breaker is not None
+
+
+async def test_a_body_that_does_not_fit_the_model_is_an_upstream_failure_naming_the_field(
+    upstream: Upstream,
+) -> None:
+    async with client(upstream) as events:
+        response = await events._request("GET", "/v1/echo")
+        with pytest.raises(errors.ExternalServiceError) as raised:
+            events._model(Appended, response)
+
+    assert raised.value.detail == (
+        "GET http://upstream.test/v1/echo answered a body that does not fit Appended: "
+        "stream_id: Field required"
+    )
+
+
+def test_the_package_ships_its_py_typed_marker() -> None:
+    package = Path(outrigger.__file__).parent
+    assert (package / "py.typed").is_file()
+    project = tomllib.loads((package.parent / "pyproject.toml").read_text())
+    assert "outrigger" in project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+
+
+def inlined(node: Any, definitions: dict[str, Any]) -> Any:
+    """A JSON schema with its references replaced by what they name, without the prose (and
+    the defaults, which FastAPI leaves out of response schemas; `required` still says)."""
+    if isinstance(node, list):
+        return [inlined(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return inlined(definitions[node["$ref"].rsplit("/", 1)[1]], definitions)
+    return {
+        key: sorted(value) if key == "required" else inlined(value, definitions)
+        for key, value in node.items()
+        if key not in ("title", "description", "default", "$defs")
+    }
+
+
+@pytest.fixture(scope="module")
+def openapi_schemas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The schemas of each service's OpenAPI document, by service."""
+    from services.cache.app import build_app as cache_app
+    from services.event_store.app import build_app as event_store_app
+    from tests.cache.http_support import cache_settings
+    from tests.event_store.api_support import settings_for
+
+    tmp_path = tmp_path_factory.mktemp("openapi")
+    documents = {
+        "event-store": event_store_app(
+            settings_for(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}", tmp_path)
+        ).openapi(),
+        "cache": cache_app(cache_settings("memory://", data_dir=tmp_path)).openapi(),
+    }
+    return {name: doc["components"]["schemas"] for name, doc in documents.items()}
+
+
+SDK_ONLY_FIELDS = {Appended: {"replayed"}}  # from the status code: 200 is a replay
+
+
+@pytest.mark.parametrize(
+    ("model", "service", "schema"),
+    [
+        (Appended, "event-store", "AppendOut"),
+        (RecordedEvent, "event-store", "EventOut"),
+        (StreamPage, "event-store", "StreamPageOut"),
+        (LogPage, "event-store", "LogPageOut"),
+        (StreamMetadata, "event-store", "MetadataOut"),
+        (StreamInfo, "event-store", "StreamInfoOut"),
+        (Snapshot, "event-store", "SnapshotOut"),
+        (StoredEntry, "cache", "StoredEntry"),
+        (FoundEntry, "cache", "FoundEntry"),
+        (HeldLock, "cache", "HeldLock"),
+        (cache_client._Found, "cache", "MgetResponse"),
+        (cache_client._Stored, "cache", "MsetResponse"),
+        (cache_client._Invalidated, "cache", "Invalidated"),
+    ],
+)
+def test_each_model_is_the_json_schema_the_service_documents(
+    model: type[Any], service: str, schema: str, openapi_schemas: dict[str, dict[str, Any]]
+) -> None:
+    documented = openapi_schemas[service]
+    ours = TypeAdapter(model).json_schema()
+    for name in SDK_ONLY_FIELDS.get(model, ()):
+        del ours["properties"][name]
+    assert inlined(ours, ours.get("$defs", {})) == inlined(documented[schema], documented)

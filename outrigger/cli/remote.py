@@ -1,0 +1,104 @@
+"""What the commands that call a running service share (`outrigger events …`, `outrigger cache …`).
+
+Each takes the service's URL from `--url`, else its variable (`OUTRIGGER_CACHE_URL`, ...), else
+127.0.0.1 on the service's port, and a bearer token from `--token`, else `OUTRIGGER_TOKEN` (the
+variable `outrigger dev` tells you to export; `outrigger token` mints one). Results go to stdout
+as JSON, one document per line. Every failure is one line on stderr, never a traceback: exit
+code 2 for a usage error (bad arguments, no token, input the service refuses as invalid), 1 for
+anything else the service answers or a service that does not answer; Ctrl-C ends with 130.
+
+This module loads no client: a command imports the SDK (and httpx) when it runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+import orjson
+
+from outrigger import catalog
+from outrigger.errors import InvalidInput, OutriggerError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+TOKEN_VARIABLE = "OUTRIGGER_TOKEN"
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Ends the command with `message` as one line on stderr."""
+    click.echo(f"outrigger: {' '.join(message.splitlines())}", err=True)
+    sys.exit(code)
+
+
+class ServiceCommands(click.Group):
+    """The commands of one service: whatever goes wrong is one line on stderr (see above)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            fail(exc.format_message(), EXIT_USAGE)
+        except InvalidInput as exc:
+            fail(exc.detail, EXIT_USAGE)
+        except OutriggerError as exc:
+            fail(exc.detail, EXIT_FAILED)
+        except KeyboardInterrupt:
+            sys.exit(EXIT_INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command sends its requests, and with which token."""
+
+    url: str
+    token: str
+
+
+def target_options(
+    service: str, url_variable: str
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Adds `--url` and `--token` to a command, which receives them as its first argument, a
+    `Target`; without a token the command ends at once saying how to give one (exit code 2)."""
+    default_url = f"http://127.0.0.1:{catalog.service(service).port}"
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        @click.option(
+            "--url",
+            envvar=url_variable,
+            show_envvar=True,
+            default=default_url,
+            show_default=True,
+            help=f"The {service} service.",
+        )
+        @click.option(
+            "--token",
+            envvar=TOKEN_VARIABLE,
+            show_envvar=True,
+            help="Bearer token with the command's scope (`outrigger token` mints one).",
+        )
+        @functools.wraps(command)
+        def with_target(url: str, token: str | None, **options: Any) -> None:
+            if not token:
+                fail(
+                    f"no token: export {TOKEN_VARIABLE}=<token> or pass --token "
+                    "(`outrigger token` mints one)",
+                    EXIT_USAGE,
+                )
+            command(Target(url, token), **options)
+
+        return with_target
+
+    return decorate
+
+
+def echo_json(document: Any) -> None:
+    """`document` (dataclasses, UUIDs and datetimes included) as one line of JSON."""
+    click.echo(orjson.dumps(document, option=orjson.OPT_UTC_Z).decode())
