@@ -100,11 +100,16 @@ ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now(
 """
 
 # Bounded: looks at the first 1,000 unsequenced events in sequencing order.
+# LATERAL, so the cursor is a parameter of the index scan: joined as a filter, the comparison
+# walked the whole events index (0.9 s at 1.1 million events, every refresh).
 SEQUENCER_DELAY = """
-SELECT extract(epoch FROM now() - min(created_at))::float8 FROM (
-  SELECT e.created_at FROM event_store.events e, event_store.sequencer_state s
-   WHERE s.id = 1 AND (e.xid, e.ins_id) > (s.last_xid, s.last_ins_id)
+SELECT extract(epoch FROM now() - min(pending.created_at))::float8
+  FROM event_store.sequencer_state s
+ CROSS JOIN LATERAL (
+  SELECT e.created_at FROM event_store.events e
+   WHERE (e.xid, e.ins_id) > (s.last_xid, s.last_ins_id)
    ORDER BY e.xid, e.ins_id LIMIT 1000) pending
+ WHERE s.id = 1
 """
 # Only transactions holding an xid hold the sequencer's horizon back.
 OLDEST_TRANSACTION = """
