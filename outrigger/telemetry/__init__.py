@@ -1,7 +1,13 @@
 """Logs, metrics and traces, set up the same way in every service."""
 
-from outrigger.telemetry.context import current_request_id, request_id_var
+from outrigger.telemetry.context import current_request_id, request_id_var, trace_context
 from outrigger.telemetry.logging import configure_logging
 from outrigger.telemetry.tracing import configure_tracing
 
-__all__ = ["configure_logging", "configure_tracing", "current_request_id", "request_id_var"]
+__all__ = [
+    "configure_logging",
+    "configure_tracing",
+    "current_request_id",
+    "request_id_var",
+    "trace_context",
+]

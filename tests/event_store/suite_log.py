@@ -108,6 +108,24 @@ class LogSuite(SuiteBase):
         await store.set_checkpoint(name, 43)
         assert await store.get_checkpoint(name) == 43
 
+    async def test_the_trace_context_of_an_append_is_kept_with_each_event(
+        self, store: EventStore
+    ) -> None:
+        traced, untraced = new_stream(), new_stream()
+        trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+        await store.append(traced, batch(2), trace=trace)
+        await store.append(untraced, batch(1))
+        await self.settle(store)
+        assert [e.trace for e in (await store.read_stream(traced)).events] == [trace, trace]
+        assert [e.trace for e in await self.log_of(store, traced)] == [trace, trace]
+        assert [e.trace for e in await self.log_of(store, untraced)] == [None]
+        other = {"traceparent": "00-11111111111111111111111111111111-2222222222222222-01"}
+        retried = [
+            EventData(e.type, e.data, e.metadata, e.id)
+            for e in (await store.read_stream(traced)).events
+        ]
+        assert (await store.append(traced, retried, trace=other)).replayed  # not content
+
     async def log_of(self, store: EventStore, stream: str) -> list:  # type: ignore[type-arg]
         category = stream.split("-", 1)[0]
         return [

@@ -14,7 +14,7 @@ import orjson
 from outrigger.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from services.event_store.domain import JSON, EventData, StreamMetadata
 
@@ -32,7 +32,7 @@ def dumps(value: JSON, what: str) -> bytes:
     return raw
 
 
-def events_json(events: Sequence[EventData]) -> str:
+def events_json(events: Sequence[EventData], trace: Mapping[str, str] | None = None) -> str:
     """The batch as the JSON array the PostgreSQL `append` function reads."""
     batch = [
         {
@@ -41,6 +41,7 @@ def events_json(events: Sequence[EventData]) -> str:
             "schema_version": event.schema_version,
             "data": event.data,
             "metadata": event.metadata,
+            "trace": trace,
         }
         for event in events
     ]

@@ -40,7 +40,7 @@ from services.event_store.domain import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from psycopg_pool import AsyncConnectionPool
 
@@ -85,11 +85,16 @@ class PostgresEventStore:
         await self._pool.close()
 
     async def append(
-        self, stream_id: str, events: Sequence[EventData], expected_version: ExpectedVersion = ANY
+        self,
+        stream_id: str,
+        events: Sequence[EventData],
+        expected_version: ExpectedVersion = ANY,
+        *,
+        trace: Mapping[str, str] | None = None,
     ) -> AppendResult:
         expected = expected_version
         code = _CODES[expected] if isinstance(expected, StreamState) else expected
-        params = (stream_id, code, events_json(events))
+        params = (stream_id, code, events_json(events, trace))
         try:
             with translated():
                 async with self._pool.connection() as connection:
@@ -135,7 +140,7 @@ class PostgresEventStore:
             raise stream_not_found(stream_id)
         if rows[0][0]:
             raise tombstoned(stream_id)
-        events = [_event(stream_id, row[1:8], row[8]) for row in rows if row[1] is not None]
+        events = [_event(stream_id, row[1:9], row[9]) for row in rows if row[1] is not None]
         following = events[limit].version if len(events) > limit else None
         return StreamPage(stream_id, events[:limit], following)
 
@@ -184,7 +189,7 @@ class PostgresEventStore:
         query = sql.READ_LOG[category is not None, event_type is not None]
         params = {"after": after_position, "limit": limit, "category": category, "type": event_type}
         rows = await self._fetchall(query, params)
-        return [_event(row[1], row[2:9], row[0]) for row in rows]
+        return [_event(row[1], row[2:10], row[0]) for row in rows]
 
     async def head_position(self) -> int:
         row = await self._fetchone(sql.HEAD)
@@ -256,9 +261,18 @@ def _age(row: Sequence[Any] | None) -> float | None:
 
 
 def _event(stream_id: str, row: Sequence[Any], position: int | None) -> RecordedEvent:
-    version, event_id, event_type, data, metadata, schema_version, created = row
+    version, event_id, event_type, data, metadata, schema_version, created, trace = row
     return RecordedEvent(
-        stream_id, version, position, event_id, event_type, data, metadata, schema_version, created
+        stream_id,
+        version,
+        position,
+        event_id,
+        event_type,
+        data,
+        metadata,
+        schema_version,
+        created,
+        trace,
     )
 
 

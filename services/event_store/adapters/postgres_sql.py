@@ -10,7 +10,9 @@ SEQUENCE_BATCH = "SELECT event_store.sequence_batch(%s)"
 
 HEAD = "SELECT last_position FROM event_store.sequencer_state WHERE id = 1"
 
-_EVENT = "e.version, e.event_id, e.type, e.data, e.metadata, e.schema_version, e.created_at"
+_EVENT = (
+    "e.version, e.event_id, e.type, e.data, e.metadata, e.schema_version, e.created_at, e.trace"
+)
 
 # One round trip: the stream's row says what is visible, the lateral join reads those events.
 _READ_STREAM = f"""

@@ -36,7 +36,7 @@ from services.event_store.domain import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from services.event_store.domain import JSON, Direction, EventData, ExpectedVersion
 
@@ -70,9 +70,15 @@ class SqliteEventStore:
             await self._db.dispose()
 
     async def append(
-        self, stream_id: str, events: Sequence[EventData], expected_version: ExpectedVersion = ANY
+        self,
+        stream_id: str,
+        events: Sequence[EventData],
+        expected_version: ExpectedVersion = ANY,
+        *,
+        trace: Mapping[str, str] | None = None,
     ) -> AppendResult:
         what = "event data and metadata"
+        traced = dumps(trace, "trace").decode() if trace else None
         rows = [
             {
                 "id": str(e.id),
@@ -81,6 +87,7 @@ class SqliteEventStore:
                 "schema_version": e.schema_version,
                 "data": dumps(e.data, what).decode(),
                 "metadata": dumps(e.metadata, what).decode(),
+                "trace": traced,
             }
             for e in events
         ]

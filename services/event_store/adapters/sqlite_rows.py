@@ -32,8 +32,9 @@ def timestamp(microseconds: int) -> datetime:
 
 
 def event(stream_id: str, row: Sequence[Any]) -> RecordedEvent:
-    """From (position, version, event_id, type, data, metadata, schema_version, created_at)."""
-    position, version, event_id, event_type, data, metadata, schema_version, created = row
+    """From (position, version, event_id, type, data, metadata, schema_version, created_at,
+    trace)."""
+    position, version, event_id, event_type, data, metadata, schema_version, created, trace = row
     return RecordedEvent(
         stream_id,
         version,
@@ -44,6 +45,7 @@ def event(stream_id: str, row: Sequence[Any]) -> RecordedEvent:
         loads(metadata),
         schema_version,
         timestamp(created),
+        loads(trace) if trace is not None else None,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, text
 
-_EVENT = "position, version, event_id, type, data, metadata, schema_version, created_at"
+_EVENT = "position, version, event_id, type, data, metadata, schema_version, created_at, trace"
 
 STORED_EVENTS = text(
     "SELECT event_id, stream_id, version, type, schema_version, data, metadata "
@@ -23,8 +23,8 @@ HEAD = text("SELECT coalesce(max(position), 0) FROM event_store.events")
 
 INSERT_EVENT = text(
     "INSERT INTO event_store.events (position, stream_id, version, event_id, type, category, "
-    "schema_version, data, metadata, created_at) VALUES (:position, :stream, :version, :id, "
-    ":type, :category, :schema_version, :data, :metadata, :created)"
+    "schema_version, data, metadata, created_at, trace) VALUES (:position, :stream, :version, "
+    ":id, :type, :category, :schema_version, :data, :metadata, :created, :trace)"
 )
 
 BUMP_STREAM = text(

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
 JSON: TypeAlias = Any
@@ -74,6 +75,8 @@ class RecordedEvent:
     metadata: dict[str, JSON]
     schema_version: int
     created: datetime
+    trace: Mapping[str, str] | None = None
+    """The W3C trace context (`traceparent`, `tracestate`) of the append, when it had one."""
 
 
 @dataclass(frozen=True, slots=True)

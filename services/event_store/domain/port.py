@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from services.event_store.domain.models import ANY
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from services.event_store.domain.models import (
         JSON,
@@ -35,9 +35,17 @@ class EventStore(Protocol):
     """Streams of events with optimistic concurrency, and one gap-free global log."""
 
     async def append(
-        self, stream_id: str, events: Sequence[EventData], expected_version: ExpectedVersion = ANY
+        self,
+        stream_id: str,
+        events: Sequence[EventData],
+        expected_version: ExpectedVersion = ANY,
+        *,
+        trace: Mapping[str, str] | None = None,
     ) -> AppendResult:
         """Appends 1-1,000 events to the stream, all or nothing, as versions `version + 1 ...`.
+
+        `trace` (the request's W3C trace context) is kept with each event and read back as
+        `RecordedEvent.trace`; it takes no part in idempotency.
 
         `expected_version` must hold when the stream is locked (see `ExpectedVersion`), else
         `Conflict` with extension members `stream_id`, `expected_version`, `actual_version`

@@ -46,6 +46,11 @@ def routing_key(event: RecordedEvent) -> str:
 
 
 def cloud_event(event: RecordedEvent, source: str) -> CloudEvent:
+    """The event as published: the CloudEvents distributed-tracing extension (`traceparent`,
+    `tracestate`) carries the trace of the append, which the publish and its consumers continue."""
+    extensions = {"sequence": str(event.global_position), "streamversion": str(event.version)}
+    if event.trace:
+        extensions.update(event.trace)
     return CloudEvent(
         id=str(event.id),
         source=source,
@@ -53,7 +58,7 @@ def cloud_event(event: RecordedEvent, source: str) -> CloudEvent:
         data=event.data,
         subject=event.stream_id,
         time=event.created,
-        extensions={"sequence": str(event.global_position), "streamversion": str(event.version)},
+        extensions=extensions,
     )
 
 

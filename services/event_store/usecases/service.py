@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from outrigger.errors import Conflict, Gone, NotFound
+from outrigger.telemetry import trace_context
 from services.event_store.domain import AppendResult, StreamPage
 from services.event_store.domain import rules as check
 from services.event_store.metrics import APPENDS, CONFLICTS, EVENTS_APPENDED, REPLAYS
@@ -75,7 +76,7 @@ class EventStoreService:
         check.check_events(events)  # before any subject key is made for a bad request
         protected = await self.shredder.protect(events)
         try:
-            result = await self.store.append(stream_id, protected, expected)
+            result = await self.store.append(stream_id, protected, expected, trace=trace_context())
         except Conflict as conflict:
             replay = (
                 None if protected is events else await self._replayed(stream_id, events, conflict)
