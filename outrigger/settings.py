@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     jwt_jwks_file: Path | None = None
     jwt_issuer: str = "outrigger"
     jwt_audience: str | None = None
-    jwt_leeway_seconds: int = Field(30, ge=0)
+    jwt_leeway_seconds: int = Field(
+        5, ge=0, le=300, description="clock skew allowed on a token's exp, nbf and iat"
+    )
 
     stealth_keys: SecretStr | None = Field(
         None, description="comma-separated key-id:base64-32-bytes; the first one encrypts"
