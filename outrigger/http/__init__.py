@@ -3,6 +3,7 @@
 from outrigger.http.app import create_app
 from outrigger.http.bodies import StrictJSONRequest, json_body
 from outrigger.http.health import add_readiness_check
+from outrigger.http.openapi import problem_responses
 from outrigger.http.responses import JSONResponse, ProblemResponse, problem_response
 from outrigger.http.routes import ServiceRoute, TemplateRoute
 from outrigger.http.sse import EventStream
@@ -18,4 +19,5 @@ __all__ = [
     "create_app",
     "json_body",
     "problem_response",
+    "problem_responses",
 ]
