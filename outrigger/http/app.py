@@ -71,6 +71,7 @@ def create_app(
         RequestMiddleware,
         service=service,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.http_body_timeout_seconds,
         access_log=settings.access_log,
     )
     if _tracing_enabled():
