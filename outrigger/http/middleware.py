@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from outrigger.errors import OutriggerError, TooLarge
 from outrigger.http.responses import problem_response
 from outrigger.telemetry.context import request_id_var
+from outrigger.telemetry.metrics import trace_exemplar
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -141,7 +142,7 @@ class RequestMiddleware:
         route = getattr(scope.get("route"), "path", None) or IN_FLIGHT_UNMATCHED
         method = scope["method"]
         REQUESTS.labels(self.service, route, method, f"{status // 100}xx").inc()
-        DURATION.labels(self.service, route, method).observe(elapsed)
+        DURATION.labels(self.service, route, method).observe(elapsed, trace_exemplar())
         if status < self.logged_from or (scope["path"] in _UNLOGGED and status < 400):
             return
         log.info(
