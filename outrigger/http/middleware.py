@@ -37,6 +37,8 @@ DURATION = Histogram(
 IN_FLIGHT_UNMATCHED = "unmatched"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UNLOGGED = frozenset({"/healthz", "/readyz", "/metrics"})
+# a client may send any token as its method: each would be a new series
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 log = logging.getLogger("outrigger.http")
 
@@ -141,8 +143,9 @@ class RequestMiddleware:
     def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
         route = getattr(scope.get("route"), "path", None) or IN_FLIGHT_UNMATCHED
         method = scope["method"]
-        REQUESTS.labels(self.service, route, method, f"{status // 100}xx").inc()
-        DURATION.labels(self.service, route, method).observe(elapsed, trace_exemplar())
+        label = method if method in _METHODS else "other"
+        REQUESTS.labels(self.service, route, label, f"{status // 100}xx").inc()
+        DURATION.labels(self.service, route, label).observe(elapsed, trace_exemplar())
         if status < self.logged_from or (scope["path"] in _UNLOGGED and status < 400):
             return
         log.info(

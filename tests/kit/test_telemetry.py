@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import orjson
+import pytest
 from fastapi import APIRouter
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import text
@@ -13,6 +14,7 @@ from outrigger.db import build_engine
 from outrigger.http import create_app
 from outrigger.settings import Settings
 from outrigger.telemetry import request_id_var
+from outrigger.telemetry.labels import BoundedLabel
 from outrigger.telemetry.logging import JsonFormatter
 from outrigger.telemetry.metrics import exposition
 
@@ -119,3 +121,29 @@ async def test_the_query_histogram_links_to_the_trace(tmp_path: Path) -> None:
     body, _ = exposition(OPENMETRICS)
     found = _exemplars(body.decode(), "outrigger_db_query_duration_seconds", "exemplar_probe")
     assert found == [trace_id]
+
+
+def test_a_bounded_label_keeps_known_values_then_the_first_few() -> None:
+    label = BoundedLabel(2, known=["users"])
+    assert [label(value) for value in ["a", "users", "b", "c", "a", "users"]] == [
+        "a",
+        "users",
+        "b",
+        "other",
+        "a",
+        "users",
+    ]
+    with pytest.raises(ValueError, match="limit"):
+        BoundedLabel(-1)
+
+
+async def test_made_up_methods_do_not_make_new_series(tmp_path: Path) -> None:
+    app = create_app("method-test", Settings(jwt_secret="s" * 32, data_dir=tmp_path))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for index in range(5):
+            await client.request(f"BREW{index}", "/healthz")
+        body = (await client.get("/metrics")).text
+    lines = [line for line in body.splitlines() if 'service="method-test"' in line]
+    assert not [line for line in lines if "BREW" in line]
+    assert any('method="other"' in line for line in lines)
