@@ -13,8 +13,13 @@ its examples met.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -22,9 +27,9 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
 from outrigger import catalog
-from outrigger.cli.migrate import upgrade
 from outrigger.settings import load_settings
 from outrigger.testing import bearer, unique
+from tests.databases import copy_sqlite
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,14 +44,10 @@ ACCEPTED = ["2XX", "401", "403", "404", "409", "410", "412"]
 SERVICES = [info.name for info in catalog.installed()]
 
 
-@pytest.fixture(scope="module", params=SERVICES)
-def service_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[FastAPI, str]]:
-    """The service as `outrigger dev` builds it, from the environment alone, and a token."""
-    info = catalog.service(request.param)
-    folder = tmp_path_factory.mktemp(info.package)
-    environment = {
+def _environment(folder: Path) -> dict[str, str]:
+    """`outrigger dev`'s embedded backends in `folder`, and nothing of this machine's settings."""
+    return {
+        **{name: value for name, value in os.environ.items() if not name.startswith("OUTRIGGER_")},
         "OUTRIGGER_DATA_DIR": str(folder),
         "OUTRIGGER_SECRETS_DIR": str(folder / "no-secrets"),
         "OUTRIGGER_JWT_SECRET": SECRET,
@@ -54,16 +55,33 @@ def service_app(
         "OUTRIGGER_AMQP_URL": f"memory://{unique('schemathesis')}",
         "OUTRIGGER_ACCESS_LOG": "off",
     }
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded database, migrated by `outrigger migrate` in a process of its own."""
+    folder = tmp_path_factory.mktemp("migrated")
+    command = [str(Path(sys.executable).with_name("outrigger")), "migrate"]
+    subprocess.run(command, env=_environment(folder), check=True, capture_output=True, timeout=120)
+    return folder
+
+
+@pytest.fixture(scope="module", params=SERVICES)
+def service_app(
+    request: pytest.FixtureRequest, migrated: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FastAPI, str]]:
+    """The service as `outrigger dev` builds it, from the environment alone, and a token."""
+    info = catalog.service(request.param)
+    folder = tmp_path_factory.mktemp(info.package)
+    copy_sqlite(migrated, folder)
     with pytest.MonkeyPatch.context() as patch:
         for name in os.environ:
             if name.startswith("OUTRIGGER_"):
                 patch.delenv(name)
-        for name, value in environment.items():
+        for name, value in _environment(folder).items():
             patch.setenv(name, value)
         patch.chdir(folder)
-        settings = load_settings()
-        upgrade(settings)
-        token = bearer(settings)["Authorization"].removeprefix("Bearer ")
+        token = bearer(load_settings())["Authorization"].removeprefix("Bearer ")
         yield info.app_factory()(), token
 
 
@@ -121,3 +139,43 @@ def test_every_operation_answers_as_documented(
     assert tried > 0
     report = "\n\n".join(f"== {label}\n{failure}" for label, failure in sorted(failures.items()))
     assert not failures, f"{len(failures)} of {tried} operations failed:\n\n{report}"
+
+
+BAD_VALUE = "not%20valid!"
+
+
+def _bad_request(path: str, operation: dict[str, Any]) -> tuple[str, bytes]:
+    """The operation's URL with every parameter invalid, and a body that is not JSON."""
+    url = re.sub(r"\{[^}]+\}", BAD_VALUE, path)
+    query = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
+    if query:
+        url += "?" + "&".join(f"{name}={BAD_VALUE}" for name in query)
+    return url, b"{not json" if "requestBody" in operation else b""
+
+
+async def test_every_operation_checks_the_token_before_anything_else(
+    service_app: tuple[FastAPI, str],
+) -> None:
+    """No token is a 401 and a token without the scope a 403, whatever else the request holds."""
+    app, _ = service_app
+    settings = app.state.settings
+    wrong_scope = bearer(settings, "audit:read")  # a scope no event-store or cache route needs
+    misjudged = []
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for path, operations in app.openapi()["paths"].items():
+                for method, operation in operations.items():
+                    if not operation.get("security"):
+                        continue
+                    url, body = _bad_request(path, operation)
+                    headers = {"content-type": "application/json"}
+                    for expected, extra in ((401, {}), (403, wrong_scope)):
+                        answer = await client.request(
+                            method, url, content=body, headers={**headers, **extra}
+                        )
+                        if answer.status_code != expected:
+                            misjudged.append(
+                                f"{method.upper()} {path}: {answer.status_code}, not {expected}"
+                            )
+    assert not misjudged, "\n".join(misjudged)
