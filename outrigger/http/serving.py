@@ -55,7 +55,8 @@ class HeaderDeadline(H11Protocol):
         if self._header_deadline is None and idle:  # the first byte of the next request
             self._start_header_deadline()
         super().data_received(data)
-        if self.cycle is not self._request_seen:  # a request's headers are complete
+        upgraded = self.transport.get_protocol() is not self  # to WebSocket: not ours to time
+        if self.cycle is not self._request_seen or upgraded:  # a request's headers are complete
             self._request_seen = self.cycle
             self._stop_header_deadline()
 

@@ -137,3 +137,27 @@ async def test_slow_and_oversized_clients_are_cut_off_while_others_are_served(
     assert slowest < 0.5, f"a well-behaved request took {slowest:.2f} s"
     assert max(closed) < TIMEOUT + 2, f"the slowest was cut off after {max(closed):.1f} s"
     assert grown < 64 * MEBIBYTE, f"the process grew by {grown / MEBIBYTE:.0f} MiB"
+
+
+async def test_the_header_deadline_also_holds_for_silent_and_kept_alive_connections(
+    tmp_path: Path,
+) -> None:
+    async with serving(build(tmp_path)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        silent_reader, silent = await asyncio.open_connection(host, int(port))
+        reader, writer = await asyncio.open_connection(host, int(port))
+        started = time.monotonic()
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        await reader.readexactly(len(b'{"status":"ok"}'))
+        sending = asyncio.create_task(trickle(writer, b"GET /healthz HTTP/1.1\r\n", b"X-A: b\r\n"))
+        kept_alive, quiet = await asyncio.gather(
+            closed_after(reader, started), closed_after(silent_reader, started)
+        )
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        for stream in (writer, silent):
+            stream.close()
+            await stream.wait_closed()
+    assert kept_alive < TIMEOUT + 1.5
+    assert quiet < TIMEOUT + 1.5
