@@ -4,10 +4,10 @@ and the tests (`outrigger.testing.serving`).
 Slow and oversized clients are bounded, so that a bounded number of them cannot exhaust a
 replica while well-behaved clients keep being served:
 
-- the request line and headers together may take `http_max_header_bytes` (h11's
-  `max_incomplete_event_size`; a longer head is a 400 and the connection closes);
-- they must arrive within `http_header_timeout_seconds` of the connection opening, or of the
-  first byte of a keep-alive connection's next request (`HeaderDeadline` below);
+- a request's line and headers (its head) may take `http_max_header_bytes` (431 and the
+  connection closes beyond it), and must arrive within `http_header_timeout_seconds` of the
+  connection opening, or of the first byte of a kept-alive connection's next request (the
+  connection closes): `BoundedHeads` below;
 - a body must arrive within `http_body_timeout_seconds` (a 408 problem, from the kit's
   middleware, which also holds it to `max_body_bytes`);
 - at most `http_max_connections` connections are open; uvicorn answers 503 beyond them.
@@ -15,11 +15,11 @@ replica while well-behaved clients keep being served:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
 from prometheus_client import Counter
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 if TYPE_CHECKING:
     import asyncio
@@ -28,53 +28,91 @@ if TYPE_CHECKING:
 
     from outrigger.settings import Settings
 
-SLOW_HEADERS = Counter(
-    "outrigger_http_slow_headers_total",
-    "Connections closed because a request's line and headers took longer than the timeout.",
+REFUSED_HEADS = Counter(
+    "outrigger_http_refused_heads_total",
+    "Connections closed because a request's line and headers were too slow or too large.",
+    ["reason"],
+)
+HEAD_END: Final = b"\r\n\r\n"
+TOO_LARGE: Final = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
 )
 
 
-class HeaderDeadline(H11Protocol):
-    """h11 over uvicorn, with a deadline for each request's line and headers.
+class BoundedHeads(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a size limit and a deadline for each request's head.
 
-    uvicorn has no option for it: its keep-alive timer runs only between requests and stops at
-    the first byte of the next one, so a client sending a header byte now and then (or nothing
-    at all after connecting) held its connection, and its buffer, forever.
+    uvicorn has no option for either with httptools (which buffers a head of any size: four
+    unfinished 16 MB heads cost 93 MB), and none for a deadline at all: its keep-alive timer
+    runs only between requests and stops at the first byte of the next one, so a client sending
+    a byte now and then, or nothing after connecting, held its connection forever. h11's
+    `max_incomplete_event_size` bounds only heads that arrive in pieces (one that arrives in a
+    single read, up to 256 KiB, passes) and h11 served half the requests per second of
+    httptools on a trivial route, so the limits are kept here: the head's end (its blank line)
+    is looked for in what arrives, while a head is awaited; everything is parsed by httptools.
     """
 
-    header_timeout: float = 10.0
+    max_head_bytes: int = 16 * 1024
+    head_timeout: float = 10.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
         self._request_seen: object = None
-        self._header_deadline: asyncio.TimerHandle | None = None
-        self._start_header_deadline()
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_bytes: int | None = None  # of the head awaited, if one is
+        self._tail = b""  # its last bytes, where its end may begin
+        self._await_head()
 
     def data_received(self, data: bytes) -> None:
-        idle = self.cycle is None or self.cycle.response_complete
-        if self._header_deadline is None and idle:  # the first byte of the next request
-            self._start_header_deadline()
+        if self._head_bytes is None and (self.cycle is None or self.cycle.response_complete):
+            self._await_head()  # the first byte of a kept-alive connection's next request
+        awaited = self._head_bytes is not None
+        if awaited and self._head_length(data) > self.max_head_bytes:
+            self._refuse_head()
+            return
         super().data_received(data)
         upgraded = self.transport.get_protocol() is not self  # to WebSocket: not ours to time
-        if self.cycle is not self._request_seen or upgraded:  # a request's headers are complete
+        if self.cycle is not self._request_seen or upgraded:  # a request's head is parsed
             self._request_seen = self.cycle
-            self._stop_header_deadline()
+            self._head_bytes = None
+            self._stop_head_deadline()
+        elif awaited and self._head_bytes is not None:  # all of `data` is head, still unfinished
+            self._head_bytes += len(data)
+            self._tail = (self._tail + data)[-(len(HEAD_END) - 1) :]
+            if self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+                self._refuse_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_deadline()
+        self._stop_head_deadline()
         super().connection_lost(exc)
 
-    def _start_header_deadline(self) -> None:
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+    def _head_length(self, data: bytes) -> int:
+        """The awaited head's length with `data`, up to the head's end if `data` holds it."""
+        assert self._head_bytes is not None
+        end = (self._tail + data).find(HEAD_END)
+        if end == -1:
+            return self._head_bytes + len(data)
+        return self._head_bytes + end + len(HEAD_END) - len(self._tail)
 
-    def _stop_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def _refuse_head(self) -> None:
+        REFUSED_HEADS.labels("too_large").inc()
+        self._stop_head_deadline()
+        self.transport.write(TOO_LARGE)
+        self.transport.close()
 
-    def _headers_too_slow(self) -> None:
-        self._header_deadline = None
-        SLOW_HEADERS.inc()
+    def _await_head(self) -> None:
+        self._head_bytes, self._tail = 0, b""
+        self._head_deadline = self.loop.call_later(self.head_timeout, self._head_too_slow)
+
+    def _stop_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        REFUSED_HEADS.labels("too_slow").inc()
         self.transport.close()
 
 
@@ -83,14 +121,14 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """The uvicorn configuration of a service's app; `overrides` are uvicorn.Config options."""
 
-    class ServiceHTTP(HeaderDeadline):
-        header_timeout = settings.http_header_timeout_seconds
+    class ServiceHTTP(BoundedHeads):
+        max_head_bytes = settings.http_max_header_bytes
+        head_timeout = settings.http_header_timeout_seconds
 
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "http": ServiceHTTP,
-        "h11_max_incomplete_event_size": settings.http_max_header_bytes,
         "limit_concurrency": settings.http_max_connections,
         "log_config": None,
         "access_log": False,

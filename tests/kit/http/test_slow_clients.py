@@ -161,3 +161,44 @@ async def test_the_header_deadline_also_holds_for_silent_and_kept_alive_connecti
             await stream.wait_closed()
     assert kept_alive < TIMEOUT + 1.5
     assert quiet < TIMEOUT + 1.5
+
+
+async def answer_to(url: str, *pieces: bytes) -> bytes:
+    """The status line the server answers `pieces`, sent one after the other (b"" if none)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        return (await reader.readline()).strip()
+    except ConnectionError:
+        return b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def head(filler: int, method: bytes = b"GET", path: bytes = b"/healthz") -> bytes:
+    return method + b" " + path + b" HTTP/1.1\r\nHost: test\r\nX-Filler: " + b"a" * filler
+
+
+async def test_a_head_longer_than_the_limit_is_refused_however_it_arrives(
+    tmp_path: Path,
+) -> None:
+    limit = 16 * 1024
+    body = b'{"n": "' + b"b" * 100_000 + b'"}'
+    post = head(100, b"POST", b"/echo") + (
+        b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    async with serving(build(tmp_path)) as url:
+        assert await answer_to(url, head(limit - 200) + b"\r\n\r\n") == b"HTTP/1.1 200 OK"
+        assert await answer_to(url, post + body) == b"HTTP/1.1 200 OK"
+        too_large = b"HTTP/1.1 431 Request Header Fields Too Large"
+        assert await answer_to(url, head(limit) + b"\r\n\r\n") == too_large
+        assert await answer_to(url, head(100_000) + b"\r\n\r\n") == too_large
+        pieces = [head(4000)] + [b"a" * 4000] * 5
+        assert await answer_to(url, *pieces) == too_large
+        assert await answer_to(url, b"\r\n\r\n", *pieces) == too_large
