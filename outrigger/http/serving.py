@@ -59,8 +59,10 @@ class BoundedHeads(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
         self._request_seen: object = None
-        self._head_deadline: asyncio.TimerHandle | None = None
-        self._head_bytes: int | None = None  # of the head awaited, if one is
+        # one timer per connection, re-armed only when it fires, so a request costs no timer
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_since: float | None = None  # when the awaited head began, if one is
+        self._head_bytes: int | None = None  # its length so far
         self._tail = b""  # its last bytes, where its end may begin
         self._await_head()
 
@@ -75,8 +77,7 @@ class BoundedHeads(HttpToolsProtocol):
         upgraded = self.transport.get_protocol() is not self  # to WebSocket: not ours to time
         if self.cycle is not self._request_seen or upgraded:  # a request's head is parsed
             self._request_seen = self.cycle
-            self._head_bytes = None
-            self._stop_head_deadline()
+            self._head_since = self._head_bytes = None
         elif awaited and self._head_bytes is not None:  # all of `data` is head, still unfinished
             self._head_bytes += len(data)
             self._tail = (self._tail + data)[-(len(HEAD_END) - 1) :]
@@ -84,7 +85,8 @@ class BoundedHeads(HttpToolsProtocol):
                 self._refuse_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_deadline()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
         super().connection_lost(exc)
 
     def _head_length(self, data: bytes) -> int:
@@ -97,21 +99,22 @@ class BoundedHeads(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         REFUSED_HEADS.labels("too_large").inc()
-        self._stop_head_deadline()
         self.transport.write(TOO_LARGE)
         self.transport.close()
 
     def _await_head(self) -> None:
-        self._head_bytes, self._tail = 0, b""
-        self._head_deadline = self.loop.call_later(self.head_timeout, self._head_too_slow)
+        self._head_since, self._head_bytes, self._tail = self.loop.time(), 0, b""
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._check_head)
 
-    def _stop_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_too_slow(self) -> None:
-        self._head_deadline = None
+    def _check_head(self) -> None:
+        self._head_timer = None
+        if self._head_since is None:  # none awaited: the next one arms the timer again
+            return
+        waited = self.loop.time() - self._head_since
+        if waited < self.head_timeout:
+            self._head_timer = self.loop.call_later(self.head_timeout - waited, self._check_head)
+            return
         REFUSED_HEADS.labels("too_slow").inc()
         self.transport.close()
 
