@@ -96,6 +96,12 @@ class MethodNotAllowed(OutriggerError):
     title = "Method not allowed"
 
 
+class RequestTimeout(OutriggerError):
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
+
+
 class Conflict(OutriggerError):
     status = 409
     slug = "conflict"
@@ -196,6 +202,7 @@ _BY_STATUS: dict[int, type[OutriggerError]] = {
         Forbidden,
         NotFound,
         MethodNotAllowed,
+        RequestTimeout,
         Conflict,
         Gone,
         PreconditionFailed,

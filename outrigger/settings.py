@@ -65,6 +65,16 @@ class Settings(BaseSettings):
         "all", description="one JSON line per request: all, only 4xx/5xx answers, or none"
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1)
+    http_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024, description="request line and headers, together"
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="to receive a request's line and headers"
+    )
+    http_body_timeout_seconds: float = Field(30.0, gt=0, description="to receive a whole body")
+    http_max_connections: int = Field(
+        1000, ge=1, description="open connections per process; beyond them requests get 503"
+    )
     shutdown_grace_seconds: float = Field(30.0, ge=0)
 
     jwt_secret: SecretStr | None = None
@@ -73,7 +83,9 @@ class Settings(BaseSettings):
     jwt_jwks_file: Path | None = None
     jwt_issuer: str = "outrigger"
     jwt_audience: str | None = None
-    jwt_leeway_seconds: int = Field(30, ge=0)
+    jwt_leeway_seconds: int = Field(
+        5, ge=0, le=300, description="clock skew allowed on a token's exp, nbf and iat"
+    )
 
     stealth_keys: SecretStr | None = Field(
         None, description="comma-separated key-id:base64-32-bytes; the first one encrypts"

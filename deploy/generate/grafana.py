@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from deploy.generate.panels import Dashboard, Panel
+    from deploy.generate.panels import Dashboard, Panel, Query
 
 PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}
 JAEGER = {"type": "jaeger", "uid": "jaeger"}
@@ -53,16 +53,23 @@ def _panel(panel: Panel, panel_id: int, x: int, y: int, width: int) -> dict[str,
             if panel.stat
             else {"legend": {"displayMode": "list", "placement": "bottom"}}
         ),
-        "targets": [
-            {
-                "refId": chr(ord("A") + index),
-                "datasource": PROMETHEUS,
-                "expr": query.expr,
-                "legendFormat": query.legend,
-            }
-            for index, query in enumerate(panel.queries)
-        ],
+        "targets": [_target(panel, index, query) for index, query in enumerate(panel.queries)],
     }
+
+
+def _target(panel: Panel, index: int, query: Query) -> dict[str, Any]:
+    target = {
+        "refId": chr(ord("A") + index),
+        "datasource": PROMETHEUS,
+        "expr": query.expr,
+        "legendFormat": query.legend,
+    }
+    if panel.traces_of and "_bucket{" in query.expr:
+        # the trace ids the services attach to histogram buckets, each a link to Jaeger (the
+        # Prometheus data source's exemplarTraceIdDestinations); Prometheus keeps them on raw
+        # `_bucket` series only, not on recorded ones
+        target["exemplar"] = True
+    return target
 
 
 def render(dashboard: Dashboard) -> str:

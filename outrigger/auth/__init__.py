@@ -5,7 +5,15 @@ Services protect routes with `require_scope(Scopes.EVENTS_READ)`; the verifier i
 `TokenIssuer.from_settings`. Keys: see `outrigger.auth.keys`.
 """
 
-from outrigger.auth.dependencies import BEARER, authenticate, bearer_token, require_scope
+from outrigger.auth.dependencies import (
+    BEARER,
+    ScopeCheck,
+    authenticate,
+    authorize,
+    bearer_token,
+    require_scope,
+    required_scopes,
+)
 from outrigger.auth.keys import NO_KEY_IN_PRODUCTION, SigningKey, VerificationKeys, thumbprint
 from outrigger.auth.principal import (
     ALL_SCOPES,
@@ -21,6 +29,7 @@ __all__ = [
     "BEARER",
     "NO_KEY_IN_PRODUCTION",
     "Principal",
+    "ScopeCheck",
     "Scopes",
     "SigningKey",
     "TokenIssuer",
@@ -28,9 +37,11 @@ __all__ = [
     "VerificationKeys",
     "auth_from_settings",
     "authenticate",
+    "authorize",
     "bearer_token",
     "channel_allowed",
     "channel_matches",
     "require_scope",
+    "required_scopes",
     "thumbprint",
 ]

@@ -29,6 +29,9 @@ VERIFIED_TOKENS_KEPT: Final = 10_000
 REQUIRED_CLAIMS: Final = ["exp", "iss", "sub"]
 REGISTERED_CLAIMS: Final = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope"})
 INVALID_TOKEN: Final = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+TIME_CLAIMS: Final = ("exp", "iat", "nbf")
+# RFC 7519 NumericDates past 9999-12-31 are no real time: refused before any arithmetic on them
+LATEST_NUMERIC_DATE: Final = 253_402_300_799
 
 
 def _rejected(detail: str) -> Unauthorized:
@@ -101,6 +104,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise _rejected(self._reason(exc)) from None
+        _check_time_claims(claims)
         try:
             return Principal.from_claims(claims)
         except Unauthorized as exc:
@@ -135,9 +139,28 @@ class TokenVerifier:
             return "malformed token: the iat claim must be a number"
         if isinstance(exc, jwt.MissingRequiredClaimError):
             return f"malformed token: the {exc.claim} claim is missing"
+        if isinstance(exc, jwt.DecodeError) and "claim" in str(exc):
+            return f"malformed token: {str(exc).rstrip('.')}"
         if isinstance(exc, jwt.DecodeError):
             return "malformed token: expected a JWT (header.payload.signature)"
         return "invalid token"
+
+
+def _check_time_claims(payload: dict[str, Any]) -> None:
+    """Refuses exp, iat and nbf values that are not NumericDates of this era (10**400, inf...)."""
+    for name in TIME_CLAIMS:
+        value = payload.get(name)
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value <= LATEST_NUMERIC_DATE
+        ):
+            raise _rejected(
+                f"malformed token: the {name} claim must be a time in seconds since 1970, "
+                "before the year 10000"
+            )
 
 
 class TokenIssuer:

@@ -51,18 +51,9 @@ def _freeze_startup_objects() -> None:
 
 
 def _server(app: FastAPI, host: str, port: int, settings: Settings) -> _Server:
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-        lifespan="on",
-    )
-    return _Server(config)
+    from outrigger.http.serving import uvicorn_config
+
+    return _Server(uvicorn_config(app, settings, host, port))
 
 
 async def _serve_all(servers: list[_Server]) -> None:

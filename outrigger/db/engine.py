@@ -15,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from outrigger.telemetry.metrics import trace_exemplar
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -123,7 +125,7 @@ def _time_statements(engine: AsyncEngine) -> None:
         if started is None:
             return
         name = context.execution_options.get("query") or _verb(statement)
-        QUERY_DURATION.labels(name).observe(time.perf_counter() - started)
+        QUERY_DURATION.labels(name).observe(time.perf_counter() - started, trace_exemplar())
 
 
 def _verb(statement: str) -> str:

@@ -1,17 +1,25 @@
 """The HTTP side of every service: app factory, problem responses, probes."""
 
 from outrigger.http.app import create_app
+from outrigger.http.bodies import JsonField, JsonObjectField, StrictJSONRequest, json_body
 from outrigger.http.health import add_readiness_check
+from outrigger.http.openapi import problem_responses
 from outrigger.http.responses import JSONResponse, ProblemResponse, problem_response
-from outrigger.http.routes import TemplateRoute
+from outrigger.http.routes import ServiceRoute, TemplateRoute
 from outrigger.http.sse import EventStream
 
 __all__ = [
     "EventStream",
     "JSONResponse",
+    "JsonField",
+    "JsonObjectField",
     "ProblemResponse",
+    "ServiceRoute",
+    "StrictJSONRequest",
     "TemplateRoute",
     "add_readiness_check",
     "create_app",
+    "json_body",
     "problem_response",
+    "problem_responses",
 ]

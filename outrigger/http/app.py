@@ -6,23 +6,26 @@ import contextlib
 import os
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from outrigger import __version__
 from outrigger.auth import TokenVerifier
 from outrigger.http import health
 from outrigger.http.middleware import RequestMiddleware
+from outrigger.http.openapi import install_problem_documentation
 from outrigger.http.problems import install_problem_handlers
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
-    from fastapi import APIRouter
+    from fastapi import APIRouter, FastAPI
 
     from outrigger.settings import Settings
 
     Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+DOCS_ASSETS = "/docs/static"
 
 
 def create_app(
@@ -49,16 +52,18 @@ def create_app(
         async with lifespan(app):
             yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets served here, not from a CDN
         title=f"Outrigger {service}",
         version=__version__,
         description=description,
         lifespan=kit_lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.service = service
     app.state.settings = settings
     app.state.readiness_checks = {}
     install_problem_handlers(app)
+    install_problem_documentation(app)
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
@@ -66,6 +71,7 @@ def create_app(
         RequestMiddleware,
         service=service,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.http_body_timeout_seconds,
         access_log=settings.access_log,
     )
     if _tracing_enabled():

@@ -7,11 +7,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from outrigger.errors import InfrastructureError
 from outrigger.http.responses import JSONResponse, problem_response
+from outrigger.telemetry.metrics import exposition
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -61,5 +61,6 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    body, content_type = exposition(request.headers.get("accept"))
+    return Response(body, headers={"Content-Type": content_type})

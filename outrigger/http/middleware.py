@@ -5,6 +5,7 @@ Pure ASGI, so streaming responses (SSE) pass through untouched and nothing is bu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 from outrigger.errors import OutriggerError, TooLarge
 from outrigger.http.responses import problem_response
 from outrigger.telemetry.context import request_id_var
+from outrigger.telemetry.metrics import trace_exemplar
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +37,8 @@ DURATION = Histogram(
 IN_FLIGHT_UNMATCHED = "unmatched"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UNLOGGED = frozenset({"/healthz", "/readyz", "/metrics"})
+# a client may send any token as its method: each would be a new series
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 log = logging.getLogger("outrigger.http")
 
@@ -47,11 +51,18 @@ class RequestMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, service: str, max_body_bytes: int, access_log: str = "all"
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        max_body_bytes: int,
+        body_timeout_seconds: float = 30.0,
+        access_log: str = "all",
     ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
         # the lowest status that gets an access log line: every one, 4xx and 5xx, or none
         self.logged_from = {"all": 0, "errors": 400, "off": 1000}[access_log]
 
@@ -97,16 +108,34 @@ class RequestMiddleware:
         return f"request body exceeds the limit of {self.max_body_bytes} bytes"
 
     def _limited(self, receive: Receive) -> Receive:
+        """`receive`, raising 413 past the size limit and 408 past the body's deadline (counted
+        from the first read), until the body is complete; after it (a streaming response waiting
+        for the client to leave) it is `receive` itself."""
         received = 0
+        deadline: float | None = None
+        complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline, complete
+            if complete:
+                return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.body_timeout_seconds
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                # an HTTPException passes FastAPI's body parsing untouched, then is mapped
+                raise HTTPException(
+                    408,
+                    f"the request body did not arrive within {self.body_timeout_seconds:g} s",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    # an HTTPException passes FastAPI's body parsing untouched, then is mapped
                     raise HTTPException(413, self._too_large_detail())
+                complete = not message.get("more_body", False)
             return message
 
         return limited_receive
@@ -114,8 +143,9 @@ class RequestMiddleware:
     def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
         route = getattr(scope.get("route"), "path", None) or IN_FLIGHT_UNMATCHED
         method = scope["method"]
-        REQUESTS.labels(self.service, route, method, f"{status // 100}xx").inc()
-        DURATION.labels(self.service, route, method).observe(elapsed)
+        label = method if method in _METHODS else "other"
+        REQUESTS.labels(self.service, route, label, f"{status // 100}xx").inc()
+        DURATION.labels(self.service, route, label).observe(elapsed, trace_exemplar())
         if status < self.logged_from or (scope["path"] in _UNLOGGED and status < 400):
             return
         log.info(

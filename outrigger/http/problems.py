@@ -40,10 +40,13 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 def _field_problem(error: Any) -> dict[str, Any]:
     location = [str(part) for part in error.get("loc", ())]
+    message = error.get("msg", "invalid")
+    if error.get("type") == "json_invalid":  # the decoder's own words say what and where
+        message = str((error.get("ctx") or {}).get("error") or message)
     return {
         "location": location[0] if location else "body",
         "field": ".".join(location[1:]),
-        "message": error.get("msg", "invalid"),
+        "message": message,
         "type": error.get("type", "invalid"),
     }
 

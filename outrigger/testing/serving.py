@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from outrigger.http.serving import uvicorn_config
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    from starlette.types import ASGIApp
+    from fastapi import FastAPI
 
 
 def free_port() -> int:
@@ -32,13 +34,15 @@ class _Server(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serving(
-    app: ASGIApp, *, send_buffer: int | None = None, **options: object
+    app: FastAPI, *, send_buffer: int | None = None, **options: object
 ) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of 127.0.0.1, lifespan included; yields its URL.
+    """`app` (built by `create_app`) served on a free port of 127.0.0.1 as its service is served
+    (`outrigger.http.serving.uvicorn_config` with the app's settings), lifespan included;
+    yields its URL.
 
     `send_buffer` shrinks the accepted sockets' send buffers (and sets TCP_NODELAY, which asyncio
     leaves unset on sockets uvicorn is given), so a client that stops reading blocks the server
-    after a few frames rather than megabytes. `options` go to `uvicorn.Config`.
+    after a few frames rather than megabytes. `options` override uvicorn.Config options.
     """
     listener = socket.socket()
     if send_buffer is not None:  # accepted sockets inherit both
@@ -46,9 +50,8 @@ async def serving(
         listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    settings: dict[str, object] = {"timeout_graceful_shutdown": 2, **options}
-    config = uvicorn.Config(app, log_config=None, lifespan="on", **settings)  # type: ignore[arg-type]
-    server = _Server(config)
+    overrides: dict[str, object] = {"timeout_graceful_shutdown": 2, **options}
+    server = _Server(uvicorn_config(app, app.state.settings, "127.0.0.1", port, **overrides))
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         async with asyncio.timeout(20):

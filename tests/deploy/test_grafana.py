@@ -137,3 +137,16 @@ def test_the_dashboard_provider_reads_where_compose_mounts_the_dashboards() -> N
     mounts = compose["services"]["grafana"]["volumes"]
     assert f"./grafana/dashboards:{provider['options']['path']}:ro" in mounts
     assert provider["allowUiUpdates"] is False
+
+
+def test_bucket_latency_panels_show_exemplars_that_prometheus_stores() -> None:
+    shown = 0
+    for path in DASHBOARDS:
+        for panel in panels(dashboard(path)):
+            for target in panel.get("targets", []):
+                if target.get("exemplar"):
+                    assert "_bucket{" in target["expr"]
+                    shown += 1
+    assert shown >= len(DEPLOYED)
+    prometheus = load("docker-compose.observability.yml")["services"]["prometheus"]
+    assert "--enable-feature=exemplar-storage" in prometheus["command"]

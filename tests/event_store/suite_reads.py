@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from outrigger.errors import Conflict, Gone, InvalidInput, NotFound
+from outrigger.errors import Conflict, Gone, NotFound
 from services.event_store.domain import NO_STREAM, STREAM_EXISTS, StreamMetadata
 from tests.event_store.suite import SuiteBase, batch, new_stream
 
@@ -167,5 +167,5 @@ class ReadSuite(SuiteBase):
         with pytest.raises(NotFound):
             await store.save_snapshot(stream, 0, {})
         await store.append(stream, batch(2))
-        with pytest.raises(InvalidInput, match="past the end"):
+        with pytest.raises(Conflict, match="past the stream's last event"):
             await store.save_snapshot(stream, 2, {})

@@ -478,9 +478,8 @@ async def test_a_snapshot_must_be_of_a_version_the_stream_has(api: Api) -> None:
     stream = new_stream()
     await append(api, stream, event(0), event(1))
     await api.http.put(f"/v1/streams/{stream}/snapshot", json={"version": 1, "state": "one"})
-    problem(
-        await api.http.put(f"/v1/streams/{stream}/snapshot", json={"version": 2, "state": 2}), 422
-    )
+    past = await api.http.put(f"/v1/streams/{stream}/snapshot", json={"version": 2, "state": 2})
+    assert problem(past, 409)["actual_version"] == 1
     problem(
         await api.http.put(f"/v1/streams/{stream}/snapshot", json={"version": -1, "state": 2}), 422
     )
@@ -507,7 +506,7 @@ async def test_a_snapshot_of_a_version_from_before_a_soft_delete_is_refused(api:
     stale = await api.http.put(
         f"/v1/streams/{stream}/snapshot", json={"version": 1, "state": "old"}
     )
-    assert "deleted" in problem(stale, 422)["detail"]
+    assert "deleted" in problem(stale, 409)["detail"]
     loaded = (await api.http.get(f"/v1/streams/{stream}/snapshot")).json()
     assert (loaded["version"], loaded["state"]) == (2, "new")
 

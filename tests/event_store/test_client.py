@@ -272,7 +272,7 @@ async def test_a_snapshot_is_saved_and_loaded_and_a_stream_without_one_gives_non
     assert loaded is not None
     assert (loaded.version, loaded.state) == (2, {"total": 3})
     assert loaded.created >= saved.created
-    with pytest.raises(InvalidInput):
+    with pytest.raises(Conflict):
         await events.save_snapshot(stream, 9, {})
     with pytest.raises(NotFound):
         await events.save_snapshot(new_stream(), 0, {})

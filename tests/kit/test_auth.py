@@ -173,6 +173,41 @@ def test_expired_tokens_are_rejected_beyond_the_leeway(tmp_path: Path) -> None:
     assert rejection(verifier, old) == "token expired"
 
 
+def test_the_default_leeway_is_a_few_seconds(tmp_path: Path) -> None:
+    assert make_settings(tmp_path).jwt_leeway_seconds == 5
+    verifier = hs_verifier(tmp_path)
+    just_expired = jwt.encode(claims(exp=int(time.time()) - 2), SECRET, "HS256")
+    assert verifier.verify(just_expired).subject == "alice"
+    expired = jwt.encode(claims(exp=int(time.time()) - 10), SECRET, "HS256")
+    assert rejection(verifier, expired) == "token expired"
+
+
+def signed(payload: str) -> str:
+    """An HS256 token over a payload written by hand, so it may hold what JSON encoders refuse."""
+
+    def encoded(part: bytes) -> bytes:
+        return base64.urlsafe_b64encode(part).rstrip(b"=")
+
+    signing_input = encoded(b'{"alg":"HS256","typ":"JWT"}') + b"." + encoded(payload.encode())
+    signature = hmac.new(SECRET.encode(), signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + encoded(signature)).decode()
+
+
+ABSURD_TIMES = ["1" + "0" * 400, "1e308", "1e400", "Infinity", "-Infinity", "NaN", "-5", "true"]
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", ABSURD_TIMES)
+def test_absurd_time_claims_are_refused(tmp_path: Path, claim: str, value: str) -> None:
+    now = int(time.time())
+    times = {"exp": str(now + 60), "iat": str(now), claim: value}
+    payload = '{"iss":"outrigger","sub":"alice",' + ",".join(
+        f'"{name}":{number}' for name, number in times.items()
+    )
+    detail = rejection(hs_verifier(tmp_path), signed(payload + "}"))
+    assert detail.startswith(("malformed token", "token expired", "token not valid yet"))
+
+
 def test_wrong_issuer_and_audience_are_named(tmp_path: Path) -> None:
     verifier = hs_verifier(tmp_path, jwt_audience="audit")
     assert verifier.verify(jwt.encode(claims(aud="audit"), SECRET, "HS256")).subject == "alice"

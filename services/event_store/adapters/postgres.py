@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from outrigger.errors import InvalidInput
 from services.event_store.adapters import postgres_sql as sql
 from services.event_store.adapters.codec import dumps, events_json, metadata_params
 from services.event_store.adapters.head_watch import HeadWatch
@@ -35,6 +34,7 @@ from services.event_store.domain import (
     StreamPage,
     StreamState,
     expectation_failure,
+    snapshot_version_unknown,
     stream_not_found,
     tombstoned,
 )
@@ -211,15 +211,7 @@ class PostgresEventStore:
             raise tombstoned(stream_id)
         if info.deleted:
             raise stream_not_found(stream_id)
-        if info.version is not None and version <= info.version:
-            raise InvalidInput(
-                f'snapshot version {version} is from before stream "{stream_id}" was deleted; '
-                "snapshot a version appended since"
-            )
-        raise InvalidInput(
-            f'snapshot version {version} is past the end of stream "{stream_id}" '
-            f"(at {info.version}); snapshot a version the stream has"
-        )
+        raise snapshot_version_unknown(stream_id, version, info.version)
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
         row = await self._fetchone(sql.LOAD_SNAPSHOT, (stream_id,))

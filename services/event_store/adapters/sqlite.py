@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from outrigger.db import Database
-from outrigger.errors import InvalidInput
 from outrigger.settings import Settings
 from outrigger.tasks import Periodic
 from services.event_store.adapters import sqlite_sql as sql
@@ -30,6 +29,7 @@ from services.event_store.domain import (
     StreamPage,
     category,
     expectation_failure,
+    snapshot_version_unknown,
     stream_not_found,
     tombstoned,
     visible_from,
@@ -223,17 +223,9 @@ class SqliteEventStore:
                 raise tombstoned(stream_id)
             if stream is None or stream.deleted:
                 raise stream_not_found(stream_id)
-            if version > stream.version:
-                raise InvalidInput(
-                    f'snapshot version {version} is past the end of stream "{stream_id}" '
-                    f"(at {stream.version if stream.version >= 0 else None}); "
-                    "snapshot a version the stream has"
-                )
-            if version < stream.deleted_before:
-                raise InvalidInput(
-                    f'snapshot version {version} is from before stream "{stream_id}" was deleted; '
-                    "snapshot a version appended since"
-                )
+            if not stream.deleted_before <= version <= stream.version:
+                last = stream.version if stream.version >= 0 else None
+                raise snapshot_version_unknown(stream_id, version, last)
             now = now_us()
             await connection.execute(sql.SAVE_SNAPSHOT, {**params, "now": now})
         return Snapshot(stream_id, version, state, timestamp(now))

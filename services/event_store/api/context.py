@@ -2,13 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 
 from outrigger.auth import Principal, Scopes, require_scope
+from services.event_store.domain import EVENT_TYPE_PATTERN, NAME_PATTERN
 from services.event_store.settings import EventStoreSettings
 from services.event_store.usecases import Caller, EventStoreService
-
-STREAM_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
 
 
 # Dependencies are `async def` although they never await: FastAPI runs a plain `def` dependency
@@ -38,7 +37,7 @@ StreamId = Annotated[
         description="1-200 characters of `A-Z a-z 0-9 _ . : -`; the category is the part before "
         "the first `-`.",
         # stated for clients and checked by the use case, whose 422 says the rule in words
-        json_schema_extra={"pattern": STREAM_ID_PATTERN},
+        json_schema_extra={"pattern": NAME_PATTERN},
         examples=["order-7"],
     ),
 ]
@@ -46,3 +45,16 @@ Reader = Annotated[Caller, _caller(Scopes.EVENTS_READ)]
 """A caller with `events:read`; sensitive fields are revealed to it only with `events:reveal`."""
 Writer = Annotated[Caller, _caller(Scopes.EVENTS_WRITE)]
 Admin = Annotated[Caller, _caller(Scopes.ADMIN)]
+Category = Annotated[
+    str | None,
+    Query(
+        description="Only streams `<category>-…` (the stream id's part before the first `-`).",
+        json_schema_extra={"pattern": NAME_PATTERN},
+    ),
+]
+EventType = Annotated[
+    str | None,
+    Query(
+        description="Only events of this type.", json_schema_extra={"pattern": EVENT_TYPE_PATTERN}
+    ),
+]

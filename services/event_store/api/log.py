@@ -5,11 +5,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Response
 
-from services.event_store.api.context import Reader, Service
+from outrigger.http import ServiceRoute
+from services.event_store.api.context import Category, EventType, Reader, Service
 from services.event_store.api.models import EventOut, LogPageOut
 from services.event_store.domain import MAX_LOG_READ_LIMIT, MAX_POSITION
 
-router = APIRouter(prefix="/v1", tags=["log"])
+router = APIRouter(prefix="/v1", tags=["log"], route_class=ServiceRoute)
 
 
 @router.get("/log")
@@ -21,8 +22,8 @@ async def read_log(
         int, Query(ge=0, le=MAX_POSITION, description="The last position already read.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_READ_LIMIT)] = 1000,
-    category: Annotated[str | None, Query(description="Only streams `<category>-…`.")] = None,
-    type: Annotated[str | None, Query(description="Only events of this type.")] = None,
+    category: Category = None,
+    type: EventType = None,
 ) -> LogPageOut:
     """Events with positions above `after`, oldest first; follow it with `next`.
 

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from outrigger.http import JsonField, JsonObjectField
 from services.event_store.domain import (
+    EVENT_TYPE_PATTERN,
     MAX_AGE_SECONDS,
     MAX_EVENTS_PER_APPEND,
     MAX_POSITION,
@@ -27,7 +29,11 @@ EXPECTED_VERSION_FORM = (
 
 
 def _expected_version(value: Any) -> Any:
-    """Says plainly what an expected version may be (a union's own error lists every branch)."""
+    """Says plainly what an expected version may be (a union's own error lists every branch).
+
+    `7.0` is the integer 7, as JSON Schema counts it."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     valid_number = (
         isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POSITION
     )
@@ -52,9 +58,9 @@ class EventIn(Request):
     id: uuid.UUID | None = Field(
         None, description="Keep it when retrying: the same ids with the same content are a replay."
     )
-    type: str = Field(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f]+$")
-    data: Any
-    metadata: dict[str, Any] = Field(
+    type: str = Field(pattern=EVENT_TYPE_PATTERN)
+    data: JsonField
+    metadata: JsonObjectField = Field(
         default_factory=dict,
         description="Free. `subject` names whose personal data the event holds; `sensitive` lists "
         "the paths of `data` to encrypt with that subject's key (erased when it is forgotten).",
@@ -149,7 +155,7 @@ class MetadataIn(Request):
         None, ge=1, le=MAX_POSITION, description="Only the last ones are shown."
     )
     truncate_before: Position | None = Field(None, description="Lower versions are hidden.")
-    custom: dict[str, Any] = Field(default_factory=dict)
+    custom: JsonObjectField = Field(default_factory=dict)
 
     def to_metadata(self) -> StreamMetadata:
         return StreamMetadata(self.max_age, self.max_count, self.truncate_before, self.custom)
@@ -194,7 +200,7 @@ class StreamInfoOut(BaseModel):
 
 class SnapshotIn(Request):
     version: Position = Field(description="The stream version the state was folded up to.")
-    state: Any
+    state: JsonField
 
 
 class SnapshotOut(BaseModel):

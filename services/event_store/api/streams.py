@@ -1,10 +1,11 @@
 """Streams: append, read, describe, set metadata, delete."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Response
 
+from outrigger.http import ServiceRoute, problem_responses
 from services.event_store.api.context import Reader, Service, StreamId, Writer
 from services.event_store.api.models import (
     AppendIn,
@@ -17,17 +18,24 @@ from services.event_store.api.models import (
 )
 from services.event_store.domain import MAX_POSITION, MAX_READ_LIMIT
 
-router = APIRouter(prefix="/v1/streams", tags=["streams"])
+router = APIRouter(prefix="/v1/streams", tags=["streams"], route_class=ServiceRoute)
 
 EXPECTED_VERSION_QUERY = Query(
     description='Delete only if the stream is there: "any", "no_stream", "stream_exists" or '
     "the version of its last event.",
     pattern=r"^(any|no_stream|stream_exists|[0-9]{1,18})$",
 )
-APPEND_RESPONSES: dict[int | str, dict[str, str]] = {
+NOT_FOUND = "No such stream (it never had an event nor metadata)."
+TOMBSTONED = "The stream was tombstoned: no reading or writing, ever again."
+APPEND_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "A retry of an earlier append: nothing written, its result again."},
-    409: {"description": "The stream is not at `expected_version` (see `actual_version`)."},
-    410: {"description": "The stream was tombstoned."},
+    **problem_responses(
+        {
+            409: "The stream is not at `expected_version` (see `actual_version`), or an event "
+            "id was appended before with other content (see `event_id`).",
+            410: TOMBSTONED,
+        }
+    ),
 }
 
 
@@ -47,7 +55,7 @@ async def append(stream_id: StreamId, body: AppendIn, service: Service, _: Write
     return Response(out.model_dump_json(), status, media_type="application/json")
 
 
-@router.get("/{stream_id}/events")
+@router.get("/{stream_id}/events", responses=problem_responses({404: NOT_FOUND, 410: TOMBSTONED}))
 async def read(
     stream_id: StreamId,
     service: Service,
@@ -79,13 +87,13 @@ async def read(
     )
 
 
-@router.get("/{stream_id}")
+@router.get("/{stream_id}", responses=problem_responses({404: NOT_FOUND}))
 async def describe(stream_id: StreamId, service: Service, _: Reader) -> StreamInfoOut:
     """The stream's version, times, metadata and delete state (also when deleted)."""
     return StreamInfoOut.of(await service.stream_info(stream_id))
 
 
-@router.put("/{stream_id}/metadata")
+@router.put("/{stream_id}/metadata", responses=problem_responses({410: TOMBSTONED}))
 async def set_metadata(
     stream_id: StreamId, body: MetadataIn, service: Service, caller: Writer
 ) -> StreamInfoOut:
@@ -93,7 +101,17 @@ async def set_metadata(
     return StreamInfoOut.of(await service.set_metadata(stream_id, body.to_metadata(), caller))
 
 
-@router.delete("/{stream_id}", status_code=204, responses={410: {"description": "Tombstoned."}})
+@router.delete(
+    "/{stream_id}",
+    status_code=204,
+    responses=problem_responses(
+        {
+            404: NOT_FOUND,
+            409: "The stream is not at `expected_version`.",
+            410: "The stream was already tombstoned.",
+        }
+    ),
+)
 async def delete(
     stream_id: StreamId,
     service: Service,

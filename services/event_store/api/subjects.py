@@ -4,9 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from outrigger.http import ServiceRoute
 from services.event_store.api.context import Admin, Service
 
-router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"], route_class=ServiceRoute)
 
 
 @router.delete("/{subject}", status_code=204)

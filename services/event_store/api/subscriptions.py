@@ -13,16 +13,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from outrigger.http import EventStream
+from outrigger.http import EventStream, ServiceRoute, problem_responses
 from outrigger.sse import encode_json
-from services.event_store.api.context import Reader, Service, Settings, StreamId
+from services.event_store.api.context import (
+    Category,
+    EventType,
+    Reader,
+    Service,
+    Settings,
+    StreamId,
+)
 from services.event_store.api.models import event_document
 from services.event_store.domain import MAX_POSITION
 from services.event_store.settings import EventStoreSettings
 from services.event_store.usecases import Caller, Dropped, EventStoreService, Live
 from services.event_store.usecases.log_tail import LogFilter
 
-router = APIRouter(prefix="/v1", tags=["subscriptions"])
+router = APIRouter(prefix="/v1", tags=["subscriptions"], route_class=ServiceRoute)
 
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "An SSE stream."}
@@ -75,8 +82,8 @@ async def subscribe(
     caller: Reader,
     last_event_id: LastEventId = None,
     after: Position = 0,
-    category: Annotated[str | None, Query(description="Only streams `<category>-…`.")] = None,
-    type: Annotated[str | None, Query(description="Only events of this type.")] = None,
+    category: Category = None,
+    type: EventType = None,
 ) -> EventSourceResponse:
     """The global log from `after` (or `Last-Event-ID`), then live."""
     wanted = service.subscriptions.log_filter(category, type)
@@ -85,7 +92,9 @@ async def subscribe(
 
 
 @router.get(
-    "/streams/{stream_id}/subscribe", response_class=EventSourceResponse, responses=EVENT_STREAM
+    "/streams/{stream_id}/subscribe",
+    response_class=EventSourceResponse,
+    responses={**EVENT_STREAM, **problem_responses({410: "The stream was tombstoned."})},
 )
 async def subscribe_stream(
     stream_id: StreamId,

@@ -2,6 +2,7 @@
 
 from services.event_store.domain.errors import (
     event_id_conflict,
+    snapshot_version_unknown,
     stream_not_found,
     tombstoned,
     version_conflict,
@@ -24,11 +25,13 @@ from services.event_store.domain.models import (
 )
 from services.event_store.domain.port import EventStore, SequencedLog
 from services.event_store.domain.rules import (
+    EVENT_TYPE_PATTERN,
     MAX_AGE_SECONDS,
     MAX_EVENTS_PER_APPEND,
     MAX_LOG_READ_LIMIT,
     MAX_POSITION,
     MAX_READ_LIMIT,
+    NAME_PATTERN,
     category,
     check_stream_id,
     expectation_failure,
@@ -38,12 +41,14 @@ from services.event_store.domain.rules import (
 
 __all__ = [
     "ANY",
+    "EVENT_TYPE_PATTERN",
     "JSON",
     "MAX_AGE_SECONDS",
     "MAX_EVENTS_PER_APPEND",
     "MAX_LOG_READ_LIMIT",
     "MAX_POSITION",
     "MAX_READ_LIMIT",
+    "NAME_PATTERN",
     "NO_STREAM",
     "STREAM_EXISTS",
     "AppendResult",
@@ -63,6 +68,7 @@ __all__ = [
     "event_id_conflict",
     "expectation_failure",
     "parse_expected_version",
+    "snapshot_version_unknown",
     "stream_not_found",
     "tombstoned",
     "version_conflict",

@@ -74,3 +74,18 @@ def stream_not_found(stream_id: str) -> NotFound:
         f'stream "{stream_id}" does not exist; append to it to create it',
         stream_id=stream_id,
     )
+
+
+def snapshot_version_unknown(stream_id: str, version: int, last: int | None) -> Conflict:
+    """A snapshot's version is not one the stream has now: past its last event (`last`), or from
+    before it was deleted (`version <= last` then)."""
+    if last is not None and version <= last:
+        where = "is from before the stream was deleted; snapshot a version appended since"
+    else:
+        where = f"is past the stream's last event ({last}); snapshot a version the stream has"
+    return Conflict(
+        f'snapshot version {version} of stream "{stream_id}" {where}',
+        stream_id=stream_id,
+        version=version,
+        actual_version=last,
+    )

@@ -150,8 +150,8 @@ class EventStore(Protocol):
         snapshot replaces the previous one (only one is kept per stream).
 
         `version` must be an existing version of the stream, appended since its last soft delete
-        (`InvalidInput` otherwise); unknown or soft-deleted stream: `NotFound`; tombstoned:
-        `Gone`. Deletes drop the snapshot.
+        (`Conflict` otherwise, with `actual_version`); unknown or soft-deleted stream:
+        `NotFound`; tombstoned: `Gone`. Deletes drop the snapshot.
         """
         ...
 

@@ -23,9 +23,16 @@ MAX_NAME_LENGTH = 200
 MAX_POSITION = 2**63 - 1  # versions and positions are PostgreSQL bigints
 MAX_AGE_SECONDS = 10**10  # about 317 years
 
-_STREAM_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
-_EVENT_TYPE = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")
-_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
+NAME_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
+"""Stream ids, categories and checkpoint names."""
+# No control character and no whitespace, spelled out so that Python and JSON Schema (ECMA-262)
+# regular expressions read it the same (their `\s` differ).
+EVENT_TYPE_PATTERN = (
+    r"^[^\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,200}$"
+)
+_STREAM_ID = re.compile(NAME_PATTERN)
+_EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
+_NAME = _STREAM_ID
 
 
 def category(stream_id: str) -> str:
