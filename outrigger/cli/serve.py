@@ -134,7 +134,8 @@ async def _serve_all(
         ]
         if started is not None:
             await _when_started(servers, serving, started)
-        await asyncio.wait(serving, return_when=asyncio.FIRST_COMPLETED)
+        if serving:
+            await asyncio.wait(serving, return_when=asyncio.FIRST_COMPLETED)
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*serving)
