@@ -9,13 +9,14 @@ code 2 (`outrigger.cli.output`).
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from outrigger import __version__, catalog
 from outrigger.cli import migrate, run, token
-from outrigger.cli.output import CommandFailed, UserError
+from outrigger.cli.output import EXIT_INTERRUPTED, CommandFailed, UserError
 from outrigger.errors import OutriggerError, SettingsError
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ def _one_line() -> Iterator[None]:
         raise UserError(str(exc)) from None
     except OutriggerError as exc:
         raise CommandFailed(exc.detail) from None
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
 
 
 class _Main(click.Group):

@@ -1,8 +1,9 @@
 """What a command tells its user when it stops: one line on stderr, never a traceback.
 
-`UserError` is a mistake the user can fix (a setting, an argument, a service name, a port in use):
-exit code 2. `CommandFailed` is anything else that stopped the command on purpose (a database
-that does not answer): exit code 1. Both print `outrigger: <what went wrong and what to do>`.
+`UserError` is a mistake the user can fix (a setting, an argument, a service name, a port in use,
+no token): exit code 2. `CommandFailed` is anything else that stopped the command on purpose (a
+database or service that does not answer, or refuses): exit code 1. Both print one line,
+`outrigger: <what went wrong and what to do>`. Ctrl-C ends a command quietly with exit code 130.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from outrigger.errors import NotFound
 
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class CommandFailed(click.ClickException):
     exit_code = EXIT_FAILED
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"outrigger: {self.format_message()}", file=file, err=True)
+        message = " ".join(self.format_message().splitlines())
+        click.echo(f"outrigger: {message}", file=file, err=True)
 
 
 class UserError(CommandFailed):

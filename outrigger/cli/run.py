@@ -16,6 +16,7 @@ import click
 
 from outrigger import catalog
 from outrigger.cli.output import UserError, known_service, without_password
+from outrigger.cli.remote import TOKEN_VARIABLE
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from outrigger.settings import Settings
 
 DEV_TOKEN_TTL_SECONDS = 7 * 24 * 3600
-TOKEN_VARIABLE = "OUTRIGGER_TOKEN"  # what the banner exports and the commands read
 
 
 @click.command()

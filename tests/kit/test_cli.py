@@ -90,7 +90,10 @@ def test_a_user_error_is_one_line_and_exit_2(
     assert expected in one_line(run(*command, home=tmp_path))
 
 
-@pytest.mark.parametrize("command", [["--help"], ["token"], ["serve", "--help"], ["nosuch"]])
+@pytest.mark.parametrize(
+    "command",
+    [["--help"], ["token"], ["serve", "--help"], ["events", "--help"], ["cache", "--help"], ["x"]],
+)
 def test_light_commands_import_no_web_framework_or_driver(
     command: list[str], tmp_path: Path
 ) -> None:
