@@ -85,7 +85,7 @@ def serve_cache_with_proposed_kit() -> None:
     from outrigger.auth import tokens
     from outrigger.cli import main
 
-    serve = importlib.import_module("outrigger.cli.serve")
+    serve = importlib.import_module("outrigger.telemetry")
 
     verify = tokens.TokenVerifier.verify
     verified: dict[tuple[int, str], tuple[object, float]] = {}

@@ -1,7 +1,9 @@
 """The five services, their fixed ports, and how the kit finds one that is installed.
 
 The kit imports no service: it finds `services.<package>.app.build_app` by name at run time,
-so a service that has not landed yet is simply absent.
+so a service that has not landed yet is simply absent. A service's own commands are the click
+group `services.<package>.cli.commands`, called `outrigger <command>`; the CLI imports it only
+when that command runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from outrigger.errors import NotFound
 
 if TYPE_CHECKING:
+    import click
     from fastapi import FastAPI
 
 
@@ -28,6 +31,7 @@ class ServiceInfo:
     name: str
     package: str
     port: int
+    command: str | None = None  # `outrigger <command> …`, the group in services.<package>.cli
 
     @property
     def module(self) -> str:
@@ -35,20 +39,33 @@ class ServiceInfo:
 
     @property
     def installed(self) -> bool:
-        try:
-            return importlib.util.find_spec(f"{self.module}.app") is not None
-        except ModuleNotFoundError:
-            return False
+        return self._has(f"{self.module}.app")
+
+    @property
+    def has_commands(self) -> bool:
+        return self.command is not None and self._has(f"{self.module}.cli")
 
     def app_factory(self) -> AppFactory:
         factory: AppFactory = importlib.import_module(f"{self.module}.app").build_app
         return factory
 
+    def commands(self) -> click.Group:
+        """The service's command group (`outrigger <command>`), imported now."""
+        group: click.Group = importlib.import_module(f"{self.module}.cli").commands
+        return group
+
+    @staticmethod
+    def _has(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            return False
+
 
 SERVICES: tuple[ServiceInfo, ...] = (
     ServiceInfo("audit", "audit", 8001),
-    ServiceInfo("event-store", "event_store", 8002),
-    ServiceInfo("cache", "cache", 8003),
+    ServiceInfo("event-store", "event_store", 8002, command="events"),
+    ServiceInfo("cache", "cache", 8003, command="cache"),
     ServiceInfo("notifications", "notifications", 8004),
     ServiceInfo("plugin-executor", "plugin_executor", 8005),
 )

@@ -11,6 +11,7 @@ import os
 import secrets
 from typing import TYPE_CHECKING
 
+from outrigger import datadir
 from outrigger.settings import PREFIX, SettingsError
 
 if TYPE_CHECKING:
@@ -22,7 +23,8 @@ _announced: set[Path] = set()
 
 
 def development_secret(path: Path, make: Callable[[], str], *, what: str, instead: str) -> str:
-    """The text of the secret file at `path`, created (0600) with `make()` on first use.
+    """The text of the secret file at `path`, created (0600, in a 0700 folder) with `make()` on
+    first use.
 
     Concurrent first uses agree on one file. Logs once per path that `what` from it is in use and
     that `instead` is the setting for real use; an unwritable folder is a `SettingsError`.
@@ -30,7 +32,7 @@ def development_secret(path: Path, make: Callable[[], str], *, what: str, instea
     path = path.resolve()
     if not path.exists():
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            datadir.private_folder(path.parent)
             _create_exclusively(path, make())
         except OSError as exc:
             raise SettingsError(
@@ -45,7 +47,7 @@ def development_secret(path: Path, make: Callable[[], str], *, what: str, instea
 def _create_exclusively(path: Path, content: str) -> None:
     """Writes `content` to `path` unless another process created it first (whose file wins)."""
     draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, datadir.FILE_MODE)
     try:
         with os.fdopen(descriptor, "w") as file:
             file.write(content + "\n")

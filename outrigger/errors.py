@@ -12,6 +12,11 @@ from typing import Any, ClassVar
 PROBLEM_BASE = "https://outrigger.dev/problems/"
 
 
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming the variable (`outrigger.settings`
+    raises it; it lives here so the CLI can catch it without loading pydantic)."""
+
+
 class OutriggerError(Exception):
     """Base of every error the platform raises on purpose."""
 

@@ -1,4 +1,7 @@
-"""Settings from the environment (`OUTRIGGER_*`), a `.env` file and a secrets directory.
+"""Settings from the environment (`OUTRIGGER_*`) and a secrets directory (`OUTRIGGER_SECRETS_DIR`).
+
+No `.env` file is read: that file is docker compose's (see `.env.example`), and the settings of a
+command must not depend on the folder it starts in.
 
 The URL scheme of each backend picks its adapter: `memory://` or `sqlite+aiosqlite://` for the
 embedded ones that need no server, `redis://`, `amqp://`, `postgresql+psycopg://` for the real ones.
@@ -15,6 +18,9 @@ from typing import Any, Literal, TypeVar, overload
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from outrigger import datadir
+from outrigger.errors import SettingsError as SettingsError
+
 PREFIX = "OUTRIGGER_"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
@@ -29,10 +35,6 @@ EXPECTED_FORM = {
 }
 
 
-class SettingsError(Exception):
-    """A setting has a bad value; the message is one line naming the variable."""
-
-
 def _check_scheme(name: str, url: str, schemes: tuple[str, ...]) -> str:
     scheme, sep, _ = url.partition("://")
     if not sep or scheme not in schemes:
@@ -43,12 +45,13 @@ def _check_scheme(name: str, url: str, schemes: tuple[str, ...]) -> str:
 class Settings(BaseSettings):
     """What every service reads. A service subclasses it to add its own fields."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=PREFIX, env_file=".env", extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", case_sensitive=False)
 
     env: Literal["development", "test", "production"] = "development"
-    data_dir: Path = Path(".outrigger")
+    data_dir: Path = Field(
+        default_factory=datadir.default,
+        description="the embedded databases and development secrets (see outrigger.datadir)",
+    )
 
     database_url: str = ""
     database_pool_size: int = Field(10, ge=1, le=1000)
@@ -96,6 +99,11 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -119,7 +127,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _embedded_database(self) -> Settings:
         if not self.database_url:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'outrigger.db'}"
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'outrigger.db'}"
         return self
 
     @property

@@ -1,9 +1,9 @@
 """The Server-Sent Events wire format, both ways: `encode` for every SSE route, `frames` for the
 SDK and the tests (WHATWG HTML, "Server-sent events", the event stream interpretation).
 
-A frame is the fields before a blank line. `encode` writes `id`, `event` and one `data` line
-per line of the payload; `comment` writes a heartbeat. `frames` reads a stream's lines back into
-`Frame`s, comment-only frames (heartbeats) included so a reader can see the stream is alive; a
+A frame is the fields before a blank line. `encode` writes `id`, `event`, `retry` and one `data`
+line per line of the payload; `comment` writes a heartbeat. `frames` reads a stream's lines back
+into `Frame`s, comment-only frames (heartbeats) included so a reader can see the stream is alive; a
 client that wants messages only skips the frames whose `is_heartbeat` is true.
 """
 
@@ -18,23 +18,38 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 
-def encode(data: bytes, *, id: int | str | None = None, event: str | None = None) -> bytes:
+def encode(
+    data: bytes,
+    *,
+    id: int | str | None = None,
+    event: str | None = None,
+    retry: int | None = None,
+) -> bytes:
     """One frame. `data` may hold newlines (each becomes a `data:` line); `id` and `event` must
-    not (callers pass positions and fixed names)."""
+    not (callers pass positions and fixed names). `retry` tells the client how many milliseconds
+    to wait before it reconnects."""
     head = b""
     if id is not None:
         head += b"id: %s\n" % str(id).encode()
     if event is not None:
         head += b"event: %s\n" % event.encode()
+    if retry is not None:
+        head += b"retry: %d\n" % retry
     if b"\n" in data or b"\r" in data:
         lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
         return head + b"".join(b"data: %s\n" % line for line in lines) + b"\n"
     return head + b"data: %s\n\n" % data
 
 
-def encode_json(document: Any, *, id: int | str | None = None, event: str | None = None) -> bytes:
+def encode_json(
+    document: Any,
+    *,
+    id: int | str | None = None,
+    event: str | None = None,
+    retry: int | None = None,
+) -> bytes:
     """A frame whose data is `document` as compact JSON (datetimes as RFC 3339, UTC `Z`)."""
-    return encode(orjson.dumps(document, option=orjson.OPT_UTC_Z), id=id, event=event)
+    return encode(orjson.dumps(document, option=orjson.OPT_UTC_Z), id=id, event=event, retry=retry)
 
 
 def comment(text: str = "") -> bytes:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 POSTGRES_URL = os.environ.get(
     "OUTRIGGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -27,6 +31,14 @@ def _require(url: str, default_port: int) -> str:
     except OSError as exc:
         pytest.fail(f"{parts.scheme} server at {host}:{port} does not answer ({exc}); start it")
     return url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_home_of_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never touch the developer's data directory (`make run`'s database and keys)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data-home")))
+        yield
 
 
 @pytest.fixture

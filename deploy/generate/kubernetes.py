@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 USER_ID = 10001  # the image's outrigger user
 SECRETS_DIR = "/run/secrets/outrigger"  # OUTRIGGER_SECRETS_DIR in the ConfigMap
 DATA_DIR = "/var/lib/outrigger"
-DRAIN_MARGIN_SECONDS = 10  # closing pools and flushing the last spans after the drain
+DRAIN_MARGIN_SECONDS = 5  # closing pools and flushing the last spans after the drain
 MONITORING_NAMESPACE = "monitoring"
 OBSERVABILITY_NAMESPACE = "observability"  # where the OTLP collector (Jaeger) listens
 OTLP_PORT = 4318

@@ -65,7 +65,9 @@ DEPLOYED: tuple[Deployed, ...] = (
     ),
 )
 
-SHUTDOWN_GRACE_SECONDS = 25  # OUTRIGGER_SHUTDOWN_GRACE_SECONDS: how long a drain may take
+# OUTRIGGER_SHUTDOWN_GRACE_SECONDS: how long the requests in flight may take to finish once a pod
+# stops (SSE streams end at once, with a `shutdown` event: they do not hold the drain)
+SHUTDOWN_GRACE_SECONDS = 10
 PRE_STOP_SECONDS = 5  # endpoints stop routing to a terminating pod before it drains
 
 

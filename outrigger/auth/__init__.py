@@ -3,17 +3,16 @@
 Services protect routes with `require_scope(Scopes.EVENTS_READ)`; the verifier it uses lives at
 `app.state.auth` (set by `outrigger.http.create_app`). `outrigger token` mints tokens with
 `TokenIssuer.from_settings`. Keys: see `outrigger.auth.keys`.
+
+The FastAPI dependencies (`require_scope`, `authorize`, `authenticate`, …) are imported
+on first use, so a command that only mints tokens does not load FastAPI.
 """
 
-from outrigger.auth.dependencies import (
-    BEARER,
-    ScopeCheck,
-    authenticate,
-    authorize,
-    bearer_token,
-    require_scope,
-    required_scopes,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from outrigger.auth.keys import NO_KEY_IN_PRODUCTION, SigningKey, VerificationKeys, thumbprint
 from outrigger.auth.principal import (
     ALL_SCOPES,
@@ -23,6 +22,29 @@ from outrigger.auth.principal import (
     channel_matches,
 )
 from outrigger.auth.tokens import TokenIssuer, TokenVerifier, auth_from_settings
+
+if TYPE_CHECKING:
+    from outrigger.auth.dependencies import (
+        BEARER,
+        ScopeCheck,
+        authenticate,
+        authorize,
+        bearer_token,
+        require_scope,
+        required_scopes,
+    )
+
+_DEPENDENCIES = frozenset(
+    {
+        "BEARER",
+        "ScopeCheck",
+        "authenticate",
+        "authorize",
+        "bearer_token",
+        "require_scope",
+        "required_scopes",
+    }
+)
 
 __all__ = [
     "ALL_SCOPES",
@@ -45,3 +67,9 @@ __all__ = [
     "required_scopes",
     "thumbprint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPENDENCIES:
+        return getattr(importlib.import_module("outrigger.auth.dependencies"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

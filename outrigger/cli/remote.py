@@ -13,7 +13,6 @@ This module loads no client: a command imports the SDK (and httpx) when it runs.
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -21,37 +20,29 @@ import click
 import orjson
 
 from outrigger import catalog
-from outrigger.errors import InvalidInput, OutriggerError
+from outrigger.cli.output import CommandFailed, UserError
+from outrigger.errors import InvalidInput
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 TOKEN_VARIABLE = "OUTRIGGER_TOKEN"
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    """Ends the command with `message` as one line on stderr."""
-    click.echo(f"outrigger: {' '.join(message.splitlines())}", err=True)
-    sys.exit(code)
+def fail(message: str) -> NoReturn:
+    """Ends the command with `message` as one line on stderr, exit code 1."""
+    raise CommandFailed(message)
 
 
 class ServiceCommands(click.Group):
-    """The commands of one service: whatever goes wrong is one line on stderr (see above)."""
+    """The commands of one service: input the service refuses as invalid is a usage error (exit
+    code 2); everything else goes wrong as in every `outrigger` command (`outrigger.cli`)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.UsageError as exc:
-            fail(exc.format_message(), EXIT_USAGE)
         except InvalidInput as exc:
-            fail(exc.detail, EXIT_USAGE)
-        except OutriggerError as exc:
-            fail(exc.detail, EXIT_FAILED)
-        except KeyboardInterrupt:
-            sys.exit(EXIT_INTERRUPTED)
+            raise UserError(exc.detail) from None
 
 
 @dataclass(frozen=True)
@@ -87,10 +78,9 @@ def target_options(
         @functools.wraps(command)
         def with_target(url: str, token: str | None, **options: Any) -> None:
             if not token:
-                fail(
+                raise UserError(
                     f"no token: export {TOKEN_VARIABLE}=<token> or pass --token "
-                    "(`outrigger token` mints one)",
-                    EXIT_USAGE,
+                    "(`outrigger token` mints one)"
                 )
             command(Target(url, token), **options)
 

@@ -1,4 +1,11 @@
-"""`outrigger serve SERVICE` and `outrigger dev` (every installed service in one process)."""
+"""Serving apps with uvicorn for `outrigger serve` and `outrigger dev`: several servers in one
+process and event loop, stopped together by SIGINT or SIGTERM.
+
+Each server logs as its app's service (`app.state.service`), however many share the process.
+When a server starts to stop, its open Server-Sent Event streams end with a final `shutdown`
+event (`outrigger.http.sse.end_streams`), so the drain takes as long as the requests in flight,
+not until `OUTRIGGER_SHUTDOWN_GRACE_SECONDS` runs out.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +15,20 @@ import gc
 import signal
 from typing import TYPE_CHECKING
 
-import click
 import uvicorn
 import uvloop
 
-from outrigger import catalog
-from outrigger.auth import ALL_SCOPES, TokenIssuer
-from outrigger.cli.migrate import upgrade
-from outrigger.settings import Settings, load_settings
-from outrigger.telemetry import configure_logging, configure_tracing
+from outrigger.cli.output import CommandFailed
+from outrigger.http.sse import end_streams
+from outrigger.telemetry.logging import service_var
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from fastapi import FastAPI
 
-DEV_TOKEN_TTL_SECONDS = 7 * 24 * 3600
+    from outrigger.settings import Settings
 
 
 class _Server(uvicorn.Server):
@@ -34,9 +38,28 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # set in this server's task: what it and the tasks it starts log names its service
+        service = _service_of(self)
+        if service is not None:
+            service_var.set(service)
+        await super().serve(sockets=sockets)
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:
+            # uvicorn's answer to a lifespan that failed (and logged why): it would end the
+            # process under the other servers; this one just stops, unstarted, instead
+            self.should_exit = True
+            return
         _freeze_startup_objects()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # The streams end once super() has closed the listeners (they run at its first await),
+        # so a client that reconnects at once reaches another replica, not this one.
+        end_streams(self.config.app)
+        await super().shutdown(sockets=sockets)
 
 
 def _freeze_startup_objects() -> None:
@@ -56,7 +79,34 @@ def _server(app: FastAPI, host: str, port: int, settings: Settings) -> _Server:
     return _Server(uvicorn_config(app, settings, host, port))
 
 
-async def _serve_all(servers: list[_Server]) -> None:
+def run(
+    apps: Sequence[FastAPI],
+    sockets: Sequence[socket.socket],
+    settings: Settings,
+    *,
+    started: Callable[[], None] | None = None,
+) -> None:
+    """Serves each app on its bound socket until SIGINT or SIGTERM; calls `started` once every
+    server has started (not at all if one fails to)."""
+    servers = []
+    for app, sock in zip(apps, sockets, strict=True):
+        host, port = sock.getsockname()[:2]
+        servers.append(_server(app, host, port, settings))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve_all(servers, sockets, started=started))
+
+
+async def _serve_all(
+    servers: Sequence[_Server],
+    sockets: Sequence[socket.socket] | None = None,
+    *,
+    started: Callable[[], None] | None = None,
+) -> None:
+    """Runs `servers` (each on its socket, when given) until SIGINT or SIGTERM asks them to stop,
+    or one of them stops; a second signal stops them without waiting for requests in flight.
+
+    A server that could not start (its lifespan failed, and logged why) is `CommandFailed`.
+    """
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -65,71 +115,40 @@ async def _serve_all(servers: list[_Server]) -> None:
                 server.force_exit = True
             server.should_exit = True
 
+    listening = [[sock] for sock in sockets] if sockets is not None else [None] * len(servers)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     try:
-        await asyncio.gather(*(server.serve() for server in servers))
+        serving = [
+            asyncio.ensure_future(server.serve(sockets=socks))
+            for server, socks in zip(servers, listening, strict=True)
+        ]
+        if started is not None:
+            await _when_started(servers, serving, started)
+        if serving:
+            await asyncio.wait(serving, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*serving)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    failed = [_service_of(server) or "a server" for server in servers if not server.started]
+    if failed:
+        raise CommandFailed(f"{', '.join(failed)} could not start (its log says why)")
 
 
-def _run(servers: list[_Server]) -> None:
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve_all(servers))
-
-
-@click.command()
-@click.argument("service")
-def serve(service: str) -> None:
-    """Serve one SERVICE (audit, event-store, cache, notifications, plugin-executor)."""
-    settings = load_settings()
-    info = catalog.service(service)
-    if not info.installed:
-        raise click.ClickException(f"service {info.name} is not part of this build yet")
-    configure_logging(info.name, settings.log_level)
-    provider = configure_tracing(info.name)
-    app = info.app_factory()()
-    try:
-        _run([_server(app, settings.host, settings.port or info.port, settings)])
-    finally:
-        if provider is not None:
-            provider.shutdown()
-
-
-@click.command()
-@click.option("--migrate/--no-migrate", default=True, help="Apply migrations first.")
-@click.option(
-    "--port-offset", default=0, type=click.IntRange(0, 50000), help="Added to every fixed port."
-)
-def dev(migrate: bool, port_offset: int) -> None:
-    """Every installed service in one process, on its fixed port, with embedded backends."""
-    settings = load_settings()
-    configure_logging("dev", settings.log_level)
-    services = catalog.installed()
-    apps = [(info, info.app_factory()()) for info in services]
-    if migrate:
-        upgrade(settings)
-    dev_token = TokenIssuer.from_settings(settings).mint(
-        "developer", sorted(ALL_SCOPES), DEV_TOKEN_TTL_SECONDS, channels=["**"]
-    )
-    _print_table(settings, services, dev_token, port_offset)
-    servers = [_server(app, settings.host, info.port + port_offset, settings) for info, app in apps]
-    _run(servers)
-
-
-def _print_table(
-    settings: Settings, services: list[catalog.ServiceInfo], dev_token: str, port_offset: int
+async def _when_started(
+    servers: Sequence[_Server], serving: Sequence[asyncio.Future[None]], started: Callable[[], None]
 ) -> None:
-    click.echo("\nOutrigger is running (Ctrl-C stops it)\n")
-    if not services:
-        click.echo("  no service is part of this build yet")
-    for info in services:
-        base = f"http://{settings.host}:{info.port + port_offset}"
-        click.echo(f"  {info.name:<16} {base:<24} docs {base}/docs")
-    click.echo(f"\n  database  {settings.database_url}")
-    click.echo(f"  cache     {settings.redis_url}")
-    click.echo(f"  bus       {settings.amqp_url}")
-    click.echo("\n  development token (every scope, 7 days):\n")
-    click.echo(f"  export TOKEN={dev_token}\n")
-    click.echo('  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:<port>/v1/…\n')
+    while not all(server.started for server in servers):
+        if any(task.done() for task in serving):
+            return
+        await asyncio.sleep(0.05)
+    started()
+
+
+def _service_of(server: uvicorn.Server) -> str | None:
+    """The service of the server's app (`create_app` names it in `app.state.service`)."""
+    service = getattr(getattr(server.config.app, "state", None), "service", None)
+    return service if isinstance(service, str) else None

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import click
 
-from outrigger.auth import ALL_SCOPES, TokenIssuer
-from outrigger.settings import load_settings
-
 
 @click.command()
 @click.option("--scope", "scopes", multiple=True, help="A scope to grant (repeat); default: all.")
@@ -14,11 +11,19 @@ from outrigger.settings import load_settings
 @click.option("--subject", default="developer", show_default=True)
 @click.option("--channel", "channels", multiple=True, help="A channel pattern (repeat).")
 def token(scopes: tuple[str, ...], ttl: int, subject: str, channels: tuple[str, ...]) -> None:
-    """Print a signed JWT with the given scopes."""
+    """Print a signed JWT with the given scopes.
+
+    The other commands read it from OUTRIGGER_TOKEN: export OUTRIGGER_TOKEN=$(outrigger token)
+    """
+    from outrigger.auth import ALL_SCOPES, TokenIssuer
+    from outrigger.settings import load_settings
+
     unknown = sorted(set(scopes) - ALL_SCOPES)
     if unknown:
         known = ", ".join(sorted(ALL_SCOPES))
-        raise click.BadParameter(f"unknown scope {', '.join(unknown)}; known: {known}")
+        raise click.BadParameter(
+            f"unknown scope {', '.join(unknown)}; known: {known}", param_hint="'--scope'"
+        )
     issuer = TokenIssuer.from_settings(load_settings())
     click.echo(
         issuer.mint(subject, sorted(scopes or ALL_SCOPES), ttl, channels=list(channels) or None)

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from outrigger import datadir
 from outrigger.telemetry.metrics import trace_exemplar
 
 if TYPE_CHECKING:
@@ -67,10 +68,15 @@ def _sqlite_engine(url: URL, schemas: Sequence[str]) -> AsyncEngine:
     database = url.database or ""
     engine = create_async_engine(url, connect_args={"timeout": 30})
 
+    def attached(schema: str) -> Path:
+        return Path(database).with_name(f"{Path(database).stem}.{schema}.db")
+
     @event.listens_for(engine.sync_engine, "do_connect")
-    def _make_folder(*_: Any) -> None:
+    def _make_files(*_: Any) -> None:
+        # SQLite gives its -wal and -shm files the mode of their database file
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            for path in (Path(database), *map(attached, schemas)):
+                datadir.private_file(path)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,8 +86,7 @@ def _sqlite_engine(url: URL, schemas: Sequence[str]) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         for schema in schemas:
             if database and database != ":memory:":
-                path = Path(database).with_name(f"{Path(database).stem}.{schema}.db")
-                cursor.execute(f"ATTACH DATABASE '{path}' AS \"{schema}\"")
+                cursor.execute(f"ATTACH DATABASE '{attached(schema)}' AS \"{schema}\"")
             else:
                 cursor.execute(f"ATTACH DATABASE ':memory:' AS \"{schema}\"")
         for prefix in ["", *(f'"{schema}".' for schema in schemas)]:

@@ -1,9 +1,15 @@
-"""One JSON object per line, with `service`, `level`, `trace_id` and `request_id`."""
+"""One JSON object per line, with `service`, `level`, `trace_id` and `request_id`.
+
+`service` is the one named to `configure_logging`, unless `service_var` names another in the
+context a line is logged from: `outrigger dev` runs several services in one process and sets it
+in each server's task, which every task of that server inherits.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +18,7 @@ from opentelemetry import trace
 
 from outrigger.telemetry.context import request_id_var
 
+service_var: ContextVar[str | None] = ContextVar("outrigger_service", default=None)
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
@@ -26,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "service": self.service,
+            "service": service_var.get() or self.service,
             "logger": record.name,
             "message": record.getMessage(),
         }

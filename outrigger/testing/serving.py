@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from outrigger.http.serving import uvicorn_config
+from outrigger.http.sse import end_streams
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -25,11 +26,16 @@ def free_port() -> int:
 
 
 class _Server(uvicorn.Server):
-    """Leaves the process's signal handlers alone (pytest owns them)."""
+    """Leaves the process's signal handlers alone (pytest owns them); ends the app's SSE streams
+    when it stops, as `outrigger serve` does."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        end_streams(self.config.app)
+        await super().shutdown(sockets=sockets)
 
 
 @contextlib.asynccontextmanager

@@ -205,7 +205,10 @@ def test_probes_and_the_drain_fit_together(rendered: list[dict[str, Any]]) -> No
             {"name": "http", "containerPort": service.port, "protocol": "TCP"}
         ]
         pause = float(container["lifecycle"]["preStop"]["exec"]["command"][-1])
-        assert spec["terminationGracePeriodSeconds"] >= pause + grace + 5
+        # SSE streams end at once with a `shutdown` event (outrigger.http.sse): the drain only
+        # waits for requests in flight, so a rolling update is not held up by a stopping pod
+        assert pause + grace + 5 <= spec["terminationGracePeriodSeconds"] <= 30
+        assert grace <= 10
 
 
 def test_scaling_and_disruption_budgets(rendered: list[dict[str, Any]]) -> None:

@@ -2,54 +2,170 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+import orjson
+import pytest
 
 from outrigger import catalog
+from outrigger.testing import EndOfStream, SseReader
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from outrigger.sse import Frame
 
 OUTRIGGER = str(Path(sys.executable).with_name("outrigger"))
-OFFSET = 20000
+STOPS_WITHIN_SECONDS = 2.0
 
 
-def test_dev_serves_every_installed_service_with_embedded_backends(tmp_path: Path) -> None:
+class Dev:
+    """A running `outrigger dev`: its banner (stdout), its log (stderr, in a file), its ports."""
+
+    def __init__(self, process: subprocess.Popen[str], log: Path, offset: int) -> None:
+        self.process = process
+        self.log = log
+        self.offset = offset
+        self.banner = self._read_banner()
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{catalog.service(service).port + self.offset}"
+
+    @property
+    def token(self) -> str:
+        [line] = [line for line in self.banner if "export OUTRIGGER_TOKEN=" in line]
+        return line.split("=", 1)[1]
+
+    def log_lines(self) -> list[dict[str, object]]:
+        return [orjson.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def _read_banner(self) -> list[str]:
+        assert self.process.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith("  curl ") for line in lines):
+            line = self.process.stdout.readline()
+            assert line, f"outrigger dev ended before its banner:\n{self.log.read_text()}"
+            lines.append(line.rstrip("\n"))
+        return lines
+
+
+@contextlib.contextmanager
+def running_dev(tmp_path: Path, **settings: str) -> Iterator[Dev]:
+    """`outrigger dev` on free ports, data under `tmp_path`; stopped (SIGINT) if still running."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTRIGGER_", "OTEL_"))}
-    process = subprocess.Popen(
-        [OUTRIGGER, "dev", "--port-offset", str(OFFSET)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env |= {"XDG_DATA_HOME": str(tmp_path / "xdg"), **settings}
+    offset = free_port_offset()
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [OUTRIGGER, "dev", "--port-offset", str(offset)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     try:
-        services = catalog.installed()
-        for info in services:
-            _wait_ready(f"http://127.0.0.1:{info.port + OFFSET}", process)
+        yield Dev(process, log, offset)
     finally:
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr
-    assert "export TOKEN=" in stdout
-    for info in services:
-        assert f"http://127.0.0.1:{info.port + OFFSET}" in stdout
-    assert (tmp_path / ".outrigger" / "outrigger.db").exists()
-    assert "Traceback" not in stderr
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        assert process.stdout is not None
+        process.stdout.close()
 
 
-def _wait_ready(base: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "outrigger dev exited early"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{base}/readyz never answered 200")
+def free_port_offset() -> int:
+    """An offset (as `--port-offset` takes) at which every service's port is free just now."""
+    ports = [info.port for info in catalog.SERVICES]
+    for offset in random.sample(range(20000, 50000, 10), 200):
+        with contextlib.ExitStack() as held:
+            try:
+                for port in ports:
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+            return offset
+    raise AssertionError("no port offset with every port free")
+
+
+async def test_dev_serves_every_installed_service_with_embedded_backends(tmp_path: Path) -> None:
+    with running_dev(tmp_path) as dev:
+        services = catalog.installed()
+        async with httpx.AsyncClient(timeout=5) as client:
+            for info in services:
+                assert (await client.get(f"{dev.url(info.name)}/readyz")).status_code == 200
+                assert dev.url(info.name) in "\n".join(dev.banner)
+            headers = {"Authorization": f"Bearer {dev.token}"}
+            async with client.stream(
+                "GET", f"{dev.url('event-store')}/v1/subscribe", headers=headers
+            ) as subscription:
+                assert subscription.status_code == 200
+                reader = SseReader(subscription)
+                assert (await reader.message()).event == "live"
+                stopping = time.monotonic()
+                dev.process.send_signal(signal.SIGTERM)
+                last = await last_message(reader)
+                dev.process.wait(timeout=STOPS_WITHIN_SECONDS)
+                stopped = time.monotonic() - stopping
+    assert last.event == "shutdown"
+    assert last.retry is not None
+    assert dev.process.returncode == 0
+    assert stopped < STOPS_WITHIN_SECONDS
+    log = dev.log.read_text()
+    assert "Traceback" not in log
+    assert "Cancel" not in log
+    data_dir = tmp_path / "xdg" / "outrigger"
+    assert f"  data      {data_dir}" in dev.banner
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    for path in data_dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path.name} is not 0600"
+    assert not (tmp_path / ".outrigger").exists()
+
+
+def test_each_log_line_names_the_service_it_is_about(tmp_path: Path) -> None:
+    with running_dev(tmp_path) as dev:
+        for info in catalog.installed():
+            response = httpx.get(f"{dev.url(info.name)}/v1/unknown", timeout=5)
+            assert response.status_code in (401, 404)
+        dev.process.send_signal(signal.SIGINT)
+        dev.process.wait(timeout=30)
+        lines = dev.log_lines()
+    requests = [line for line in lines if line.get("path") == "/v1/unknown"]
+    assert sorted(str(line["service"]) for line in requests) == sorted(
+        info.name for info in catalog.installed()
+    )
+    for info in catalog.installed():
+        started = [line for line in lines if line["message"] == "Application startup complete."]
+        assert info.name in {line["service"] for line in started}
+
+
+@pytest.mark.rabbitmq
+def test_the_banner_shows_backend_urls_without_their_passwords(tmp_path: Path, vhost: str) -> None:
+    with running_dev(tmp_path, OUTRIGGER_AMQP_URL=vhost) as dev:
+        banner = "\n".join(dev.banner)
+    user_and_password = vhost.split("//", 1)[1].split("@", 1)[0]
+    user = user_and_password.split(":", 1)[0]
+    assert f"  bus       amqp://{user}:***@127.0.0.1:" in banner
+    assert user_and_password not in banner
+
+
+async def last_message(reader: SseReader) -> Frame:
+    last = None
+    with contextlib.suppress(EndOfStream):
+        while True:
+            last = await reader.message(max_wait=STOPS_WITHIN_SECONDS)
+    assert last is not None, "the stream ended without a message"
+    return last

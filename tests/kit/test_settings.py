@@ -14,14 +14,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith("OUTRIGGER_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)
 
 
 def test_defaults_are_the_embedded_backends(tmp_path: Path) -> None:
     settings = load_settings()
-    assert (
-        settings.database_url == f"sqlite+aiosqlite:///{tmp_path / '.outrigger' / 'outrigger.db'}"
-    )
+    database = tmp_path / "xdg" / "outrigger" / "outrigger.db"
+    assert settings.database_url == f"sqlite+aiosqlite:///{database}"
     assert settings.redis_url == "memory://"
     assert settings.amqp_url == "memory://"
     assert settings.env == "development"
@@ -59,9 +59,44 @@ def test_a_bad_value_is_one_line_naming_the_variable(
     assert "\n" not in message
 
 
-def test_dotenv_file_is_read(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("OUTRIGGER_REDIS_URL=redis://from-dotenv:6379/1\n")
-    assert load_settings().redis_url == "redis://from-dotenv:6379/1"
+def test_the_data_dir_is_the_same_wherever_a_command_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    here = load_settings().data_dir
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_settings().data_dir == here == tmp_path / "xdg" / "outrigger"
+
+
+def test_without_xdg_data_home_the_data_dir_is_under_the_home_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert load_settings().data_dir == tmp_path / "home" / ".local" / "share" / "outrigger"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/is/ignored")
+    assert load_settings().data_dir == tmp_path / "home" / ".local" / "share" / "outrigger"
+
+
+def test_outrigger_data_dir_overrides_the_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OUTRIGGER_DATA_DIR", "~/data")
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "home" / "data"
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'home' / 'data'}/outrigger.db"
+
+
+def test_a_dotenv_file_is_not_read(tmp_path: Path) -> None:
+    """`.env` is docker compose's file: its keys and URLs are not the embedded mode's."""
+    (tmp_path / ".env").write_text(
+        "OUTRIGGER_REDIS_URL=redis://from-dotenv:6379/1\nOUTRIGGER_JWT_SECRET=" + "c" * 64 + "\n"
+    )
+    settings = load_settings()
+    assert settings.redis_url == "memory://"
+    assert settings.jwt_secret is None
 
 
 def test_secrets_directory_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 from fastapi import APIRouter
 
+from outrigger.cli.output import CommandFailed
 from outrigger.cli.serve import _serve_all, _server
 from outrigger.http import create_app
 from outrigger.testing import free_port
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from fastapi import FastAPI
+
     from outrigger.settings import Settings
 
 
@@ -41,3 +48,18 @@ async def test_shutdown_finishes_requests_in_flight(settings: Settings) -> None:
     await asyncio.wait_for(serving, 10)
     assert response.status_code == 200
     assert response.json() == {"done": "yes"}
+
+
+async def test_a_server_that_cannot_start_stops_the_others_and_fails(settings: Settings) -> None:
+    @contextlib.asynccontextmanager
+    async def broken(_app: FastAPI) -> AsyncIterator[None]:
+        raise RuntimeError("the backend is not there")
+        yield
+
+    working = _server(create_app("working", settings), "127.0.0.1", free_port(), settings)
+    failing = _server(
+        create_app("failing", settings, lifespan=broken), "127.0.0.1", free_port(), settings
+    )
+    with pytest.raises(CommandFailed, match="failing could not start"):
+        await asyncio.wait_for(_serve_all([working, failing]), 10)
+    assert working.started
