@@ -4,6 +4,10 @@
 database URL's scheme picks the storage: PostgreSQL (with the elected sequencer and relay leader)
 or the embedded SQLite file. Everything that does I/O is built in the lifespan and closed there,
 in reverse order.
+
+A process may also run without the API (`OUTRIGGER_EVENT_STORE_API_ENABLED=false`): the relay
+and the sequencer alone, on a core of their own, beside API processes that run with
+`OUTRIGGER_EVENT_STORE_RELAY_ENABLED=false`.
 """
 
 from __future__ import annotations
@@ -69,20 +73,21 @@ def build_app(settings: EventStoreSettings | None = None) -> FastAPI:
             keys = SqlSubjectKeyStore(
                 storage.keys.engine, subject_keys_table(MetaData(), schema=SCHEMA)
             )
-            subscriptions = _subscriptions(settings, store, stack)
             await _start_background(settings, storage, bus, stack)
-            app.state.event_store = EventStoreService(
-                store,
-                SubjectShredder(Stealth(keyring, keys)),
-                AuditTrail(bus, SERVICE),
-                subscriptions,
-            )
+            if settings.event_store_api_enabled:
+                app.state.event_store = EventStoreService(
+                    store,
+                    SubjectShredder(Stealth(keyring, keys)),
+                    AuditTrail(bus, SERVICE),
+                    _subscriptions(settings, store, stack),
+                )
             add_readiness_check(app, "database", store.head_position)
             add_readiness_check(app, "bus", bus.check)
             yield
 
+    routers = ROUTERS if settings.event_store_api_enabled else ()
     return create_app(
-        SERVICE, settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION
+        SERVICE, settings, routers=routers, lifespan=lifespan, description=DESCRIPTION
     )
 
 

@@ -15,6 +15,10 @@ NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 
 
 class EventStoreSettings(Settings):
+    # the /v1 API; false for a process that only relays (and sequences), beside API processes
+    # that run with event_store_relay_enabled false
+    event_store_api_enabled: bool = True
+
     # the sequencer (PostgreSQL only): every replica runs one, the elected one sequences
     event_store_sequencer_enabled: bool = True
     event_store_sequencer_batch_size: int = Field(10_000, ge=1, le=1_000_000)

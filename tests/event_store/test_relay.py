@@ -20,7 +20,8 @@ from outrigger.testing import unique
 from services.event_store.adapters.postgres_connection import connect
 from services.event_store.domain import EventData
 from services.event_store.usecases import Relay
-from tests.event_store.api_support import BACKENDS, database_for
+from tests.event_store import api_support
+from tests.event_store.api_support import BACKENDS, database_for, running, settings_for
 from tests.event_store.conftest import settle
 from tests.event_store.relay_support import (
     WAIT_SECONDS,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from services.event_store.domain import EventStore
+    from services.event_store.domain import EventStore, RecordedEvent
 
 
 @pytest.fixture(params=BACKENDS)
@@ -327,3 +328,44 @@ async def test_on_postgresql_one_relay_per_checkpoint_publishes_and_the_other_ta
         await store.close()
     assert broker.inbox.positions(leader) == [e.global_position for e in before]
     assert broker.inbox.positions(follower) == [e.global_position for e in after]
+
+
+@pytest.mark.postgres
+async def test_a_relay_only_process_serves_no_api_and_relays_what_the_api_processes_append(
+    event_store_postgres_url: str, broker: Broker, tmp_path: Path
+) -> None:
+    await broker.consume()
+    checkpoint = unique("split-")
+    common = {
+        "amqp_url": broker.url,
+        "event_store_relay_exchange": broker.exchange,
+        "event_store_relay_checkpoint": checkpoint,
+        "event_store_relay_idle_wait_seconds": 0.05,
+    }
+    api_only = settings_for(event_store_postgres_url, tmp_path, **common)
+    relay_only = settings_for(
+        event_store_postgres_url,
+        tmp_path,
+        **common,
+        event_store_api_enabled=False,
+        event_store_relay_enabled=True,
+    )
+    async with running(api_only) as api, running(relay_only) as relay:
+        category = new_category()
+        stream = f"{category}-1"
+        appended = await api_support.append(api, stream, api_support.event(0), api_support.event(1))
+        assert appended.status_code == 201
+        refused = await relay.http.post(f"/v1/streams/{stream}/events", json={"events": []})
+        assert refused.status_code == 404
+        assert (await relay.http.get("/readyz")).status_code == 200
+        logged = await store_log(api, category)
+        await broker.inbox.until(logged[-1].global_position or 0)
+    relayed = [d.event.id for d in broker.inbox.deliveries if d.event.subject == stream]
+    assert relayed == [str(e.id) for e in logged]
+
+
+async def store_log(api: api_support.Api, category: str) -> list[RecordedEvent]:
+    """The category's events in the log of `api`'s store, once all of them are sequenced."""
+    store = api.app.state.event_store.store
+    await settle(store)
+    return list(await store.read_log(0, 10_000, category=category))
