@@ -68,21 +68,26 @@ def dev(migrate: bool, port_offset: int) -> None:
         from outrigger.auth import ALL_SCOPES, TokenIssuer
         from outrigger.cli import serve as serving
         from outrigger.cli.migrate import upgrade_or_fail
-        from outrigger.telemetry import configure_logging
+        from outrigger.telemetry import configure_logging, configure_tracing
 
         configure_logging("dev", settings.log_level)
+        provider = configure_tracing("dev")
         apps = [info.app_factory()() for info in services]
         if migrate:
             upgrade_or_fail(settings)
         dev_token = TokenIssuer.from_settings(settings).mint(
             "developer", sorted(ALL_SCOPES), DEV_TOKEN_TTL_SECONDS, channels=["**"]
         )
-        serving.run(
-            apps,
-            sockets,
-            settings,
-            started=lambda: _print_banner(settings, services, dev_token, addresses),
-        )
+        try:
+            serving.run(
+                apps,
+                sockets,
+                settings,
+                started=lambda: _print_banner(settings, services, dev_token, addresses),
+            )
+        finally:
+            if provider is not None:
+                provider.shutdown()
 
 
 @contextlib.contextmanager
