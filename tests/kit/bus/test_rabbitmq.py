@@ -33,6 +33,8 @@ def close_connection(name: str) -> None:
 
 
 class TestRabbitMQBus(BusContract):
+    system = "rabbitmq"
+
     @pytest.fixture
     def bus_url(self, amqp_url: str) -> str:
         return amqp_url
@@ -42,17 +44,17 @@ class TestRabbitMQBus(BusContract):
         options.setdefault("source", "tests/bus")
         return RabbitMQBus(url, reconnect_interval_seconds=0.5, **options)
 
-    async def forget(self, url: str, names: Names) -> None:
-        connection = await aio_pika.connect(url)
+    async def forget(self) -> None:
+        connection = await aio_pika.connect(self.url)
         async with connection:
             channel = await connection.channel()
-            for queue in names.queues:
+            for queue in self.declared.queues:
                 for base in (queue, f"{queue}.dlq"):
                     await channel.queue_delete(base)
                     await channel.queue_delete(f"{base}.dlq")
                     for attempt in range(1, 10):
                         await channel.queue_delete(f"{base}.retry.{attempt}")
-            for exchange in names.exchanges:
+            for exchange in self.declared.exchanges:
                 await channel.exchange_delete(exchange)
 
     async def test_work_and_delay_queues_are_quorum_queues(
