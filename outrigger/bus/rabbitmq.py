@@ -3,7 +3,8 @@
 One robust connection carries a confirming publisher channel, a topology channel for exchanges
 and one channel per subscription. After a reconnection aio-pika declares the exchanges, queues,
 bindings and consumers again; publishes made meanwhile wait (a bounded time) for it, and
-`publish_many` sends again what the lost connection left unconfirmed.
+`publish_many` sends again what the lost connection left unconfirmed. An outage is logged as
+one warning (see `rabbitmq_connection`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiormq import spec
 from outrigger.bus.cloudevents import encode_data, encode_headers
 from outrigger.bus.dispatch import Consumer, MemorySeenIds, RetryPolicy
 from outrigger.bus.port import DLX
+from outrigger.bus.rabbitmq_connection import Outages, quiet_reconnect_noise
 from outrigger.bus.rabbitmq_consumer import FAILURES, PERSISTENT, RabbitMQSubscription
 from outrigger.bus.rabbitmq_publisher import ConfirmingPublisher, Outgoing
 from outrigger.bus.telemetry import PUBLISH_FAILURES, PUBLISHED, BusTracing
@@ -67,6 +69,7 @@ class RabbitMQBus:
         self._where = f"RabbitMQ at {host}:{port}"
         self._reconnect_interval = reconnect_interval_seconds
         self._seen = seen_ids or MemorySeenIds()
+        self._outages = Outages(self._where, reconnect_interval_seconds)
         self._connection: AbstractRobustConnection | None = None
         self._publisher: ConfirmingPublisher | None = None
         self._topology: AbstractRobustChannel | None = None
@@ -77,6 +80,7 @@ class RabbitMQBus:
     async def start(self) -> None:
         if self._connection is not None:
             return
+        quiet_reconnect_noise()
         try:
             async with self.deadline("connecting"):
                 self._connection = await aio_pika.connect_robust(
@@ -85,6 +89,7 @@ class RabbitMQBus:
                     reconnect_interval=self._reconnect_interval,
                     client_properties={"connection_name": f"outrigger {self.source}"},
                 )
+                self._outages.watch(self._connection)
                 self._publisher = ConfirmingPublisher(
                     await self.channel(publisher_confirms=True),
                     where=self._where,
@@ -100,6 +105,7 @@ class RabbitMQBus:
     async def close(self) -> None:
         for subscription in list(self._subscriptions):
             await subscription.cancel()
+        self._outages.stop()
         connection, self._connection = self._connection, None
         self._publisher = self._topology = None
         self._exchanges.clear()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import subprocess
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import pytest
@@ -30,6 +33,63 @@ def close_connection(name: str) -> None:
     )
     [pid] = [line.split("\t")[0] for line in listed.stdout.splitlines() if f'"{name}"' in line]
     subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test"], check=True)
+
+
+class Proxy:
+    """A TCP proxy to the broker, so a test can drop the bus's connection or refuse new ones
+    (as a network cut or a broker restart would) without touching the shared broker."""
+
+    def __init__(self, target: str) -> None:
+        self.target = urlsplit(target)
+        self.port = 0
+        self.url = ""
+        self._server: asyncio.Server | None = None
+        self._links: dict[asyncio.Task[None], list[asyncio.StreamWriter]] = {}
+
+    async def listen(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        netloc = f"{self.target.username}:{self.target.password}@127.0.0.1:{self.port}"
+        self.url = urlunsplit(self.target._replace(netloc=netloc))
+
+    async def cut(self, *, down_for: float = 0.0) -> None:
+        """Drops every connection; with `down_for`, refuses new ones for that long."""
+        if down_for and self._server is not None:
+            self._server.close()
+        for writers in self._links.values():
+            for writer in writers:
+                writer.transport.abort()
+        await asyncio.gather(*self._links, return_exceptions=True)
+        if down_for:
+            await asyncio.sleep(down_for)
+            await self.listen()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self.cut()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = asyncio.current_task()
+        assert link is not None
+        self._links[link] = [writer]
+        try:
+            host, port = self.target.hostname or "127.0.0.1", self.target.port or 5672
+            upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+            self._links[link].append(upstream_writer)
+            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+        finally:
+            for end in self._links.pop(link):
+                end.transport.abort()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copies until either side ends, then ends the other."""
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.transport.abort()
 
 
 class TestRabbitMQBus(BusContract):
@@ -145,7 +205,7 @@ class TestRabbitMQBus(BusContract):
         assert received[big.id].data == big.data
 
     async def test_publish_many_sends_again_what_a_dropped_connection_left_unconfirmed(
-        self, new_bus: Any, names: Names
+        self, new_bus: Any, names: Names, caplog: pytest.LogCaptureFixture
     ) -> None:
         exchange, queue = names.exchange(), names.queue()
         bus, inbox = await new_bus(), Inbox()
@@ -157,7 +217,53 @@ class TestRabbitMQBus(BusContract):
         publishing = asyncio.create_task(publisher.publish_many(exchange, [("k", e) for e in sent]))
         await asyncio.sleep(0.2)
         assert not publishing.done(), "the batch went out before the connection could drop"
+        caplog.set_level(logging.INFO)
         await asyncio.to_thread(close_connection, f"outrigger {source}")
         await asyncio.wait_for(publishing, timeout=60)
         await eventually(lambda: {e.id for e in sent} <= set(inbox.ids), within=60)
         assert first.id in inbox.ids
+        broker = urlsplit(self.url)
+        loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [(r.name, r.getMessage().split(" (")[0]) for r in loud] == [
+            (
+                "outrigger.bus",
+                f"lost the connection to RabbitMQ at {broker.hostname}:{broker.port or 5672}",
+            )
+        ]
+
+    async def test_a_lost_connection_logs_one_warning_and_the_bus_recovers(
+        self, names: Names, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        exchange, queue = names.exchange(), names.queue()
+        proxy = Proxy(self.url)
+        await proxy.listen()
+        bus = RabbitMQBus(
+            proxy.url, source="tests/bus", timeout_seconds=5, reconnect_interval_seconds=0.2
+        )
+        inbox = Inbox()
+        try:
+            await bus.start()
+            await bus.subscribe(queue, [(exchange, "#")], inbox)
+            await bus.publish(exchange, "before", event())
+            await inbox.wait(1)
+            caplog.set_level(logging.INFO)
+            for outage, down_for in enumerate([0.0, 1.0], 1):
+                await proxy.cut(down_for=down_for)
+                await bus.publish(exchange, "after", event())  # waits for the reconnection
+                await bus.publish_many(exchange, [("after", event()) for _ in range(50)])
+                await inbox.wait(1 + 51 * outage)
+                await eventually(lambda n=outage: len(reconnected(caplog)) == n)
+        finally:
+            await bus.close()
+            await proxy.close()
+        loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [(r.name, r.levelname) for r in loud] == [("outrigger.bus", "WARNING")] * 2
+        assert {r.getMessage().split(" (")[0] for r in loud} == {
+            f"lost the connection to RabbitMQ at 127.0.0.1:{proxy.port}"
+        }
+        assert [r.name for r in caplog.records if r.exc_info] == []
+        assert {r.name for r in caplog.records} == {"outrigger.bus"}
+
+
+def reconnected(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("reconnected to RabbitMQ")]
