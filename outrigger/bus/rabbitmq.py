@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aio_pika
-from aio_pika.exceptions import ChannelClosed
+from aio_pika.exceptions import ChannelClosed, ChannelNotFoundEntity
 from aiormq import spec
 
 from outrigger.bus.cloudevents import encode_data, encode_headers
@@ -139,8 +139,8 @@ class RabbitMQBus:
             with self.tracing.publishing(exchange, messages, batch=False) as traces:
                 message = _outgoing(routing_key, event, traces[0] if traces else None)
                 await publisher.publish(exchange, message)
-        except MessagingError:
-            self._failed(exchange)
+        except MessagingError as exc:
+            self._failed(exchange, exc)
             raise
         self._published(exchange).inc()
 
@@ -159,8 +159,8 @@ class RabbitMQBus:
                         for n, (key, event) in enumerate(messages)
                     ],
                 )
-        except MessagingError:
-            self._failed(exchange)
+        except MessagingError as exc:
+            self._failed(exchange, exc)
             raise
         self._published(exchange).inc(len(messages))
 
@@ -218,9 +218,10 @@ class RabbitMQBus:
         _, publisher = self._running()
         await publisher.publish(exchange, message)
 
-    def _failed(self, exchange: str) -> None:
+    def _failed(self, exchange: str, error: MessagingError) -> None:
         PUBLISH_FAILURES.labels(exchange).inc()
-        self._exchanges.discard(exchange)  # declared again next time, in case it was deleted
+        if isinstance(error.__cause__, ChannelNotFoundEntity):  # deleted: declare it again
+            self._exchanges.discard(exchange)
 
     def _published(self, exchange: str) -> Counter:
         counter = self._published_counters.get(exchange)

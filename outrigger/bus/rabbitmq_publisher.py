@@ -4,17 +4,18 @@ Every publish goes out on the bus's one confirming channel, so the messages of a
 queue in the order given. `publish_all` keeps up to `in_flight` of them awaiting their confirm
 at once: each `basic_publish` hands its frames to the connection's writer without waiting for
 the socket to drain (`wait=False`) and returns on the broker's ack, so the confirms pace the
-batch, not the writes. A nack, a missing exchange, or a confirm that takes longer than
-`timeout` seconds on a live channel fails the call. A lost connection does not: once aio-pika
-has reconnected (within `timeout` seconds), whatever was not confirmed is published again, so
-a message may arrive twice (at least once).
+batch, not the writes. A nack, a missing exchange, or a broker that confirms nothing for
+`timeout` seconds on a live channel fails the call (one watchdog per batch, not a timer per
+message). A lost connection does not: once aio-pika has reconnected (within `timeout`
+seconds), whatever was not confirmed is published again, so a message may arrive twice (at
+least once).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aio_pika.exceptions import (
     CONNECTION_EXCEPTIONS,
@@ -65,7 +66,7 @@ class ConfirmingPublisher:
         while True:
             try:
                 channel = await self._live_channel(deadline)
-                await self._send(channel, exchange, message)
+                await self._send(channel, exchange, message, within=self.timeout)
                 return
             except _Lost as lost:
                 deadline = await self._reconnected(deadline, lost)
@@ -98,35 +99,47 @@ class ConfirmingPublisher:
         failures: list[_Lost | None] = [unsent] * len(messages)
         numbers = iter(range(len(messages)))
         lost = False
+        confirmed = 0
 
         async def sender() -> None:
-            nonlocal lost
+            nonlocal lost, confirmed
             for number in numbers:
                 if lost:
                     return
                 try:
-                    await self._send(channel, exchange, messages[number])
+                    await self._send(channel, exchange, messages[number], within=None)
                 except _Lost as exc:
                     failures[number], lost = exc, True
                     return
                 failures[number] = None
+                confirmed += 1
 
         senders = [asyncio.create_task(sender()) for _ in range(min(self.in_flight, len(messages)))]
+        over = asyncio.get_running_loop().create_future()  # all senders done, or one failed
+        remaining = len(senders)
+
+        def on_done(task: asyncio.Task[None]) -> None:
+            nonlocal remaining
+            remaining -= 1
+            failed = not task.cancelled() and task.exception() is not None
+            if (failed or not remaining) and not over.done():
+                over.set_result(None)
+
+        for task in senders:
+            task.add_done_callback(on_done)
         closing = channel.closing
         try:
-            running: set[asyncio.Future[Any]] = set(senders)
-            while running and not closing.done():
-                done, running = await asyncio.wait(
-                    {*running, closing}, return_when=asyncio.FIRST_COMPLETED
+            seen = -1
+            while not over.done() and not closing.done():
+                if seen == confirmed:
+                    raise MessagingError(f"{self.where} confirmed nothing for {self.timeout}s")
+                seen = confirmed
+                await asyncio.wait(
+                    {over, closing}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
                 )
-                running.discard(closing)
-                if any(
-                    task is not closing and not task.cancelled() and task.exception()
-                    for task in done
-                ):
-                    break
         finally:
             closing.cancel()
+            over.cancel()
             for task in senders:
                 task.cancel()
             outcomes = await asyncio.gather(*senders, return_exceptions=True)
@@ -135,15 +148,18 @@ class ConfirmingPublisher:
                 raise outcome
         return failures
 
-    async def _send(self, channel: Channel, exchange: str, message: Outgoing) -> None:
-        """One `basic_publish`, awaited until its confirm; a lost channel raises `_Lost`."""
+    async def _send(
+        self, channel: Channel, exchange: str, message: Outgoing, *, within: float | None
+    ) -> None:
+        """One `basic_publish`, awaited until its confirm (at most `within` seconds, None: no
+        limit); a lost channel raises `_Lost`."""
         try:
             await channel.basic_publish(
                 message.body,
                 exchange=exchange,
                 routing_key=message.routing_key,
                 properties=message.properties,
-                timeout=self.timeout,
+                timeout=within,
                 wait=False,
             )
         except DeliveryError as exc:

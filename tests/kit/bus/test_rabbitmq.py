@@ -17,7 +17,7 @@ import pytest
 from outrigger.bus import MessageBus
 from outrigger.bus.rabbitmq import RabbitMQBus
 from outrigger.errors import MessagingError
-from tests.kit.bus.contract import BusContract, Inbox, Names, event, eventually
+from tests.kit.bus.contract import BusContract, Inbox, Names, event, eventually, metric
 from tests.servers import start_rabbitmq, stop_rabbitmq
 
 pytestmark = pytest.mark.rabbitmq
@@ -36,8 +36,9 @@ def close_connection(name: str) -> None:
 
 
 class Proxy:
-    """A TCP proxy to the broker, so a test can drop the bus's connection or refuse new ones
-    (as a network cut or a broker restart would) without touching the shared broker."""
+    """A TCP proxy to the broker, so a test can drop the bus's connection, refuse new ones (as a
+    network cut or a broker restart would) or hold every byte back (a broker that hangs),
+    without touching the shared broker."""
 
     def __init__(self, target: str) -> None:
         self.target = urlsplit(target)
@@ -45,6 +46,8 @@ class Proxy:
         self.url = ""
         self._server: asyncio.Server | None = None
         self._links: dict[asyncio.Task[None], list[asyncio.StreamWriter]] = {}
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     async def listen(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -77,19 +80,21 @@ class Proxy:
             host, port = self.target.hostname or "127.0.0.1", self.target.port or 5672
             upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
             self._links[link].append(upstream_writer)
-            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+            await asyncio.gather(
+                self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
+            )
         finally:
             for end in self._links.pop(link):
                 end.transport.abort()
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copies until either side ends, then ends the other."""
-    with contextlib.suppress(ConnectionError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.transport.abort()
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copies until either side ends, then ends the other."""
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                await self.flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
 
 
 class TestRabbitMQBus(BusContract):
@@ -263,6 +268,58 @@ class TestRabbitMQBus(BusContract):
         }
         assert [r.name for r in caplog.records if r.exc_info] == []
         assert {r.name for r in caplog.records} == {"outrigger.bus"}
+
+    async def test_a_message_the_broker_refuses_fails_the_publish(
+        self, bus: MessageBus, names: Names
+    ) -> None:
+        exchange, full = names.exchange(), names.queue("full")
+        connection = await aio_pika.connect(self.url)
+        async with connection:
+            channel = await connection.channel()
+            await bus.declare_exchange(exchange)
+            arguments = {"x-max-length": 0, "x-overflow": "reject-publish"}
+            queue = await channel.declare_queue(full, durable=True, arguments=arguments)
+            await queue.bind(exchange, "#")
+        with pytest.raises(MessagingError, match="refused a message"):
+            await bus.publish(exchange, "k", event())
+        with pytest.raises(MessagingError, match="refused a message"):
+            await bus.publish_many(exchange, [("k", event()) for _ in range(30)])
+        assert metric("outrigger_bus_publish_failures_total", exchange=exchange) == 2
+
+    async def test_an_exchange_deleted_meanwhile_fails_once_then_is_declared_again(
+        self, bus: MessageBus, names: Names
+    ) -> None:
+        exchange, queue = names.exchange(), names.queue()
+        await bus.publish(exchange, "k", event())
+        connection = await aio_pika.connect(self.url)
+        async with connection:
+            await (await connection.channel()).exchange_delete(exchange)
+        with pytest.raises(MessagingError, match="does not exist"):
+            await bus.publish_many(exchange, [("k", event()) for _ in range(5)])
+        inbox = Inbox()
+        await bus.subscribe(queue, [(exchange, "#")], inbox)
+        await bus.publish_many(exchange, [("k", event()) for _ in range(5)])
+        await inbox.wait(5)
+
+    async def test_publishing_fails_when_the_broker_stops_confirming(self, names: Names) -> None:
+        exchange = names.exchange()
+        proxy = Proxy(self.url)
+        await proxy.listen()
+        bus = RabbitMQBus(proxy.url, source="tests/bus", timeout_seconds=1)
+        try:
+            await bus.start()
+            await bus.declare_exchange(exchange)
+            proxy.flowing.clear()
+            started = time.monotonic()
+            with pytest.raises(MessagingError, match="did not confirm within 1s"):
+                await bus.publish(exchange, "k", event())
+            with pytest.raises(MessagingError, match="confirmed nothing for 1s"):
+                await bus.publish_many(exchange, [("k", event()) for _ in range(20)])
+            assert time.monotonic() - started < 5
+        finally:
+            proxy.flowing.set()
+            await bus.close()
+            await proxy.close()
 
 
 def reconnected(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
