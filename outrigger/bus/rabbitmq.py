@@ -92,6 +92,7 @@ class RabbitMQBus:
                 self._outages.watch(self._connection)
                 self._publisher = ConfirmingPublisher(
                     await self.channel(publisher_confirms=True),
+                    self._connection.connected,
                     where=self._where,
                     timeout=self.timeout,
                     in_flight=self.in_flight,

@@ -51,11 +51,18 @@ class ConfirmingPublisher:
     """Publishes on one confirming robust channel and waits for the broker's confirms."""
 
     def __init__(
-        self, channel: AbstractRobustChannel, *, where: str, timeout: float, in_flight: int
+        self,
+        channel: AbstractRobustChannel,
+        connected: asyncio.Event,
+        *,
+        where: str,
+        timeout: float,
+        in_flight: int,
     ) -> None:
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, not {in_flight}")
         self.channel = channel
+        self.connected = connected
         self.where = where
         self.timeout = timeout
         self.in_flight = in_flight
@@ -177,11 +184,14 @@ class ConfirmingPublisher:
 
     async def _live_channel(self, deadline: float | None) -> Channel:
         """The robust channel's current aiormq channel, waiting (bounded) for a reconnection."""
-        loop = asyncio.get_running_loop()
-        remaining = self.timeout if deadline is None else max(deadline - loop.time(), 0)
         try:
-            async with asyncio.timeout(remaining):
+            if self.connected.is_set():
                 channel = await self.channel.get_underlay_channel()
+            else:
+                loop = asyncio.get_running_loop()
+                remaining = self.timeout if deadline is None else deadline - loop.time()
+                async with asyncio.timeout(max(remaining, 0)):
+                    channel = await self.channel.get_underlay_channel()
         except TimeoutError as exc:
             raise _Lost(f"not reconnected within {self.timeout}s") from exc
         except CONNECTION_EXCEPTIONS as exc:
