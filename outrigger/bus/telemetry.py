@@ -104,20 +104,26 @@ class BusTracing:
             [(routing_key, event)] = messages
             attributes[self._routing_key] = routing_key
             attributes["messaging.message.id"] = event.id
-        if not own_parents:
-            with self._tracer.start_as_current_span(
-                f"publish {exchange}", kind=SpanKind.PRODUCER, attributes=attributes
-            ):
+        created = (
+            [self._create(exchange, key, event) for key, event in messages] if own_parents else []
+        )
+        with self._tracer.start_as_current_span(
+            f"publish {exchange}",
+            kind=SpanKind.CLIENT if own_parents else SpanKind.PRODUCER,
+            attributes=attributes,
+            links=[trace.Link(context) for context, _ in created if context.is_valid],
+        ) as span:
+            if own_parents:
+                traces: Sequence[Mapping[str, str]] = [carrier for _, carrier in created]
+            else:  # the publish span's context is every message's creation context
                 carrier: dict[str, str] = {}
                 propagate.inject(carrier)
-                yield [carrier] * len(messages)
-            return
-        created = [self._create(exchange, key, event) for key, event in messages]
-        links = [trace.Link(context) for context, _ in created if context.is_valid]
-        with self._tracer.start_as_current_span(
-            f"publish {exchange}", kind=SpanKind.CLIENT, attributes=attributes, links=links
-        ):
-            yield [carrier for _, carrier in created]
+                traces = [carrier] * len(messages)
+            try:
+                yield traces
+            except Exception as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                raise
 
     def _create(
         self, exchange: str, routing_key: str, event: CloudEvent

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from outrigger.bus import MessageBus
 from outrigger.bus.rabbitmq import RabbitMQBus
@@ -270,8 +272,9 @@ class TestRabbitMQBus(BusContract):
         assert {r.name for r in caplog.records} == {"outrigger.bus"}
 
     async def test_a_message_the_broker_refuses_fails_the_publish(
-        self, bus: MessageBus, names: Names
+        self, traced_bus: MessageBus, names: Names, spans: InMemorySpanExporter
     ) -> None:
+        bus = traced_bus
         exchange, full = names.exchange(), names.queue("full")
         connection = await aio_pika.connect(self.url)
         async with connection:
@@ -285,6 +288,11 @@ class TestRabbitMQBus(BusContract):
         with pytest.raises(MessagingError, match="refused a message"):
             await bus.publish_many(exchange, [("k", event()) for _ in range(30)])
         assert metric("outrigger_bus_publish_failures_total", exchange=exchange) == 2
+        failed = [s for s in spans.get_finished_spans() if s.name == f"publish {exchange}"]
+        assert [s.status.status_code for s in failed] == [StatusCode.ERROR] * 2
+        assert [dict(s.attributes or {}).get("error.type") for s in failed] == [
+            "MessagingError"
+        ] * 2
 
     async def test_an_exchange_deleted_meanwhile_fails_once_then_is_declared_again(
         self, bus: MessageBus, names: Names
