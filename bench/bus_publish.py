@@ -4,8 +4,11 @@ In one run, against one broker: persistent messages with publisher confirms, 256
 flight, the same body size and count, into one throwaway queue bound to one throwaway topic
 exchange (both deleted at the end). Rounds are interleaved (bare, kit publish_many, kit
 concurrent publish) and the queue is purged between them. Prints msgs/s medians and ratios.
+The event loop is uvloop, as the services run (`outrigger serve`); `--loop asyncio` for the
+standard one.
 
     .venv/bin/python bench/bus_publish.py [--messages 20000] [--rounds 3] [--size 256]
+        [--queue-type classic|quorum] [--loop uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import aio_pika
 import orjson
+import uvloop
 
 from outrigger.bus import CloudEvent
 from outrigger.bus.rabbitmq import RabbitMQBus
@@ -98,7 +102,10 @@ async def main(url: str, messages: int, rounds: int, size: int, queue_type: str)
             await in_flight(messages, lambda n: bus.publish(exchange_name, "bench", events[n]))
 
         runs = {"bare": bare, "kit publish_many": kit_many, "kit publish x256": kit_concurrent}
-        print(f"{messages} messages of {size} bytes, {WINDOW} in flight, {queue_type} queue")
+        print(
+            f"{messages} messages of {size} bytes, {WINDOW} in flight, {queue_type} queue, "
+            f"{type(asyncio.get_running_loop()).__module__.split('.')[0]} loop"
+        )
         for number in range(1, rounds + 1):
             print(f"round {number}")
             for label, run in runs.items():
@@ -135,13 +142,16 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size", type=int, default=256, help="body bytes")
     parser.add_argument("--queue-type", choices=["classic", "quorum"], default="classic")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     arguments = parser.parse_args()
-    asyncio.run(
-        main(
-            arguments.url,
-            arguments.messages,
-            arguments.rounds,
-            arguments.size,
-            arguments.queue_type,
+    loop_factory = uvloop.new_event_loop if arguments.loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(
+            main(
+                arguments.url,
+                arguments.messages,
+                arguments.rounds,
+                arguments.size,
+                arguments.queue_type,
+            )
         )
-    )

@@ -1,12 +1,22 @@
 """CloudEvents 1.0 in AMQP 0-9-1 binary mode, the one envelope every adapter writes and reads.
 
 The body is `data`, `content_type` is `datacontenttype`, `message_id` is `id`; every other
-attribute and extension travels as a `cloudEvents_<name>` header.
+attribute and extension travels as a `cloudEvents_<name>` header, `id` too. Reading, the
+spellings other SDKs send are accepted as well: `cloudEvents:<name>` (the AMQP binding's
+older prefix), `ce_<name>` (Kafka's) and `ce-<name>` (HTTP's, and the RabbitMQ binding's), in
+that order of precedence when one attribute comes in several; `time` may be any RFC 3339
+date-time.
+
+The official `cloudevents` SDK is not used: its bindings build its own event class (the port
+has a frozen dataclass), read one spelling each (`ce-` for RabbitMQ, `cloudEvents_` for AMQP
+1.0, whose typed properties AMQP 0-9-1 lacks) and would add a conversion per message and two
+dependencies for what fits in this module.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +28,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 PREFIX = "cloudEvents_"
-_ALT_PREFIX = "cloudEvents:"
+_OTHER_PREFIXES = ("cloudEvents:", "ce_", "ce-")
 _CORE = frozenset({"specversion", "id", "type", "source", "subject", "time", "datacontenttype"})
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
 
 
 @lru_cache(maxsize=64)
@@ -46,10 +60,11 @@ def encode_data(event: CloudEvent) -> bytes:
     )
 
 
-def encode_headers(event: CloudEvent, trace_headers: Mapping[str, str]) -> dict[str, Any]:
+def encode_headers(event: CloudEvent, trace_headers: Mapping[str, str] | None) -> dict[str, Any]:
     """The `cloudEvents_*` headers of `event`, plus the trace context headers."""
     headers: dict[str, Any] = {
         "cloudEvents_specversion": SPECVERSION,
+        "cloudEvents_id": event.id,
         "cloudEvents_type": event.type,
         "cloudEvents_source": event.source,
         "cloudEvents_time": event.time.isoformat(),
@@ -67,25 +82,51 @@ def decode(
     body: bytes, headers: Mapping[str, Any], content_type: str | None, message_id: str | None
 ) -> CloudEvent:
     """The event in a message; raises ValueError if it is not a valid CloudEvents 1.0 message."""
-    specversion = _attribute(headers, "specversion")
+    attributes = _attributes(headers)
+    specversion = attributes.pop("specversion", None)
     if specversion != SPECVERSION:
         raise ValueError(f"not a CloudEvents {SPECVERSION} message (specversion {specversion!r})")
-    event_id = message_id or _attribute(headers, "id")
-    event_type, source = _attribute(headers, "type"), _attribute(headers, "source")
+    event_id = message_id or attributes.pop("id", None)
+    event_type, source = attributes.pop("type", None), attributes.pop("source", None)
     if not event_id or not event_type or not source:
         raise ValueError("a CloudEvent needs an id (message_id), a type and a source")
-    time = _attribute(headers, "time")
-    datacontenttype = content_type or JSON
+    time = attributes.pop("time", None)
+    datacontenttype = content_type or attributes.pop("datacontenttype", None) or JSON
+    subject = attributes.pop("subject", None)
+    for name in _CORE:
+        attributes.pop(name, None)
     return CloudEvent(
         id=event_id,
         source=source,
         type=event_type,
         data=_decode_data(body, datacontenttype),
-        subject=_attribute(headers, "subject"),
-        time=datetime.fromisoformat(time) if time else datetime.now(UTC),
+        subject=subject,
+        time=parse_time(time) if time else datetime.now(UTC),
         datacontenttype=datacontenttype,
-        extensions=_extensions(headers),
+        extensions=attributes,
     )
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 date-time: `T`, `t` or a space between date and time, any number of second
+    fractions (kept to microseconds), `Z`, `z` or an offset, a leap second (the next second).
+    Raises ValueError for anything else, a date-time without offset among them."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError(f"time {text!r} is not an RFC 3339 date-time such as 2026-11-21T08:00:00Z")
+    year, month, day, hour, minute, second = (int(part) for part in match.group(1, 2, 3, 4, 5, 6))
+    fraction, zulu, sign, offset_hours, offset_minutes = match.group(7, 8, 9, 10, 11)
+    tz: timezone = UTC
+    if not zulu:
+        offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+        tz = timezone(-offset if sign == "-" else offset)
+    microsecond = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    leap = second == 60
+    try:
+        time = datetime(year, month, day, hour, minute, 59 if leap else second, microsecond, tz)
+    except ValueError as exc:
+        raise ValueError(f"time {text!r} is not a valid date-time: {exc}") from exc
+    return time + timedelta(seconds=1) if leap else time
 
 
 def text_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -109,20 +150,31 @@ def _decode_data(body: bytes, datacontenttype: str) -> Any:
     return body
 
 
-def _attribute(headers: Mapping[str, Any], name: str) -> str | None:
-    value = headers.get(PREFIX + name)
-    if value is None:
-        value = headers.get(_ALT_PREFIX + name)
-    if value is None or isinstance(value, str):
+def _attributes(headers: Mapping[str, Any]) -> dict[str, str]:
+    """Every CloudEvents attribute in `headers`, by name, the preferred spelling winning."""
+    found: dict[str, tuple[int, str]] = {}
+    for key, value in headers.items():
+        named = _attribute_name(key)
+        if named is not None:
+            preference, name = named
+            if name not in found or preference < found[name][0]:
+                found[name] = (preference, _text(value))
+    return {name: value for name, (_, value) in found.items()}
+
+
+def _attribute_name(header: str) -> tuple[int, str] | None:
+    """(preference, attribute name) of a CloudEvents header, None for any other header."""
+    if header.startswith(PREFIX):
+        return (0, header[len(PREFIX) :]) if len(header) > len(PREFIX) else None
+    for preference, prefix in enumerate(_OTHER_PREFIXES, 1):
+        if len(header) > len(prefix) and header[: len(prefix)].lower() == prefix.lower():
+            name = header[len(prefix) :]
+            # ce_ and ce-: HTTP's header names, case-insensitive, which other SDKs reuse
+            return preference, name if preference == 1 else name.lower()
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
         return value
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _extensions(headers: Mapping[str, Any]) -> dict[str, str]:
-    extensions: dict[str, str] = {}
-    for key, value in headers.items():
-        if key.startswith((PREFIX, _ALT_PREFIX)):
-            name = key[len(PREFIX) :]
-            if name not in _CORE:
-                extensions[name] = value if isinstance(value, str) else str(value)
-    return extensions

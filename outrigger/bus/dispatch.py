@@ -19,12 +19,13 @@ from opentelemetry.trace import Status, StatusCode
 
 from outrigger.bus.cloudevents import decode
 from outrigger.bus.port import ATTEMPT_HEADER, DEATH_REASON_HEADER, Ack, Delivery, Drop, Retry
-from outrigger.bus.telemetry import CONSUMED, DUPLICATES, HANDLER_SECONDS, consume_span
+from outrigger.bus.telemetry import CONSUMED, DUPLICATES, HANDLER_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from outrigger.bus.port import Handler, Outcome, SeenIds
+    from outrigger.bus.telemetry import BusTracing
 
 EXCHANGE_HEADER = "x-outrigger-exchange"
 ROUTING_KEY_HEADER = "x-outrigger-routing-key"
@@ -125,10 +126,12 @@ class MemorySeenIds:
 
 
 class Consumer:
-    """Runs one queue's handler: de-duplication, a CONSUMER span, metrics. Never raises."""
+    """Runs one queue's handler: de-duplication, a `process` span, metrics. Never raises."""
 
-    def __init__(self, system: str, queue: str, handler: Handler, seen: SeenIds | None) -> None:
-        self.system = system
+    def __init__(
+        self, tracing: BusTracing, queue: str, handler: Handler, seen: SeenIds | None
+    ) -> None:
+        self.tracing = tracing
         self.queue = queue
         self.handler = handler
         self.seen = seen
@@ -158,7 +161,8 @@ class Consumer:
 
     async def _run(self, delivery: Delivery) -> Outcome:
         started = time.perf_counter()
-        with consume_span(self.system, delivery) as span:
+        with self.tracing.processing(delivery) as span:
+            error_type: str | None = None
             try:
                 outcome = await self.handler(delivery)
             except Exception as exc:
@@ -170,11 +174,13 @@ class Consumer:
                     exc_info=True,
                 )
                 span.record_exception(exc)
-                outcome = Retry(f"{type(exc).__name__}: {exc}")
+                error_type = type(exc).__name__
+                outcome = Retry(f"{error_type}: {exc}")
             if not isinstance(outcome, Ack | Retry | Drop):
                 outcome = Retry(f"handler returned {outcome!r}, not Ack, Retry or Drop")
             if not isinstance(outcome, Ack):
                 span.set_status(Status(StatusCode.ERROR, outcome.reason))
+                span.set_attribute("error.type", error_type or type(outcome).__name__.lower())
         self._duration.observe(time.perf_counter() - started)
         CONSUMED.labels(self.queue, type(outcome).__name__.lower()).inc()
         return outcome

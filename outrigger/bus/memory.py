@@ -23,11 +23,13 @@ from outrigger.bus.dispatch import (
     retry_headers,
 )
 from outrigger.bus.port import DLX, Ack
-from outrigger.bus.telemetry import DEAD_LETTERED, PUBLISHED, publish_span
+from outrigger.bus.telemetry import DEAD_LETTERED, PUBLISHED, BusTracing
 from outrigger.errors import MessagingError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from opentelemetry.trace import TracerProvider
 
     from outrigger.bus.port import CloudEvent, Handler, SeenIds
 
@@ -115,9 +117,11 @@ class MemoryBus:
         source: str,
         prefetch: int = 100,
         seen_ids: SeenIds | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         parts = urlsplit(url)
         self.source = source
+        self.tracing = BusTracing(self.system, tracer_provider=tracer_provider)
         self.prefetch = prefetch
         self._name = parts.netloc + parts.path
         self._seen = seen_ids or MemorySeenIds()
@@ -146,16 +150,27 @@ class MemoryBus:
         self._running().declare_exchange(name)
 
     async def publish(self, exchange: str, routing_key: str, event: CloudEvent) -> None:
-        await self.publish_many(exchange, [(routing_key, event)])
+        self._publish(exchange, [(routing_key, event)], batch=False)
 
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, CloudEvent]]) -> None:
+        if messages:
+            self._publish(exchange, messages, batch=True)
+
+    def _publish(
+        self, exchange: str, messages: Sequence[tuple[str, CloudEvent]], *, batch: bool
+    ) -> None:
         broker = self._running()
         broker.declare_exchange(exchange)
-        with publish_span(self.system, exchange, len(messages)) as trace_headers:
-            for routing_key, event in messages:
-                body, headers = encode_data(event), encode_headers(event, trace_headers)
+        with self.tracing.publishing(exchange, messages, batch=batch) as traces:
+            for n, (routing_key, event) in enumerate(messages):
+                headers = encode_headers(event, traces[n] if traces else None)
                 message = _Message(
-                    body, headers, event.datacontenttype, event.id, exchange, routing_key
+                    encode_data(event),
+                    headers,
+                    event.datacontenttype,
+                    event.id,
+                    exchange,
+                    routing_key,
                 )
                 broker.route(message)
         PUBLISHED.labels(exchange).inc(len(messages))
@@ -179,7 +194,7 @@ class MemoryBus:
         broker.bind(f"{queue}.dlq", DLX, queue)
         for exchange, pattern in bindings:
             broker.bind(queue, exchange, pattern)
-        consumer = Consumer(self.system, queue, handler, self._seen if dedupe else None)
+        consumer = Consumer(self.tracing, queue, handler, self._seen if dedupe else None)
         subscription = MemorySubscription(self, broker, consumer, policy, prefetch or self.prefetch)
         self._subscriptions.add(subscription)
         return subscription

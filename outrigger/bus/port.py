@@ -4,6 +4,13 @@ Delivery is at least once. A handler answers `Ack()`, `Retry(reason)` or `Drop(r
 raises counts as `Retry` with the exception as reason. Retries wait in a delay queue, the delay
 doubling each attempt; after the last attempt, or on `Drop`, the message goes to `<queue>.dlq`
 with the reason in the `x-outrigger-death-reason` header.
+
+Tracing: a publish continues the trace current when it is called, and the handler of each
+delivery runs in a span that continues the publisher's trace. An event may name its own parent
+context instead, with the CloudEvents Distributed Tracing extension: `extensions={"traceparent":
+…, "tracestate": …}` (W3C Trace Context values; `tracestate` optional). The event store's relay
+does so with the context stored beside each event, so one trace runs from the request that
+appended the event through the broker into every consumer.
 """
 
 from __future__ import annotations
@@ -168,14 +175,21 @@ class MessageBus(Protocol):
         Declares the exchange if needed. A message no queue is bound for is dropped, as AMQP
         does. While the broker is unreachable, waits a bounded time for the reconnection, then
         raises MessagingError; the event may then have been delivered or not (at least once).
+        The message carries the current trace context, or the event's own `traceparent`
+        extension's (see the module's docstring).
         """
         ...
 
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, CloudEvent]]) -> None:
         """Publishes `(routing_key, event)` pairs, returning once the broker confirmed them all.
 
-        Keeps many confirmations in flight; raises MessagingError if any one fails, in which
-        case some of the others may have been delivered.
+        The pairs are sent in order on one channel, many confirmations in flight. Raises
+        MessagingError if the broker refuses any one, in which case some of the others may have
+        been delivered. A connection lost meanwhile is waited for (a bounded time, then
+        MessagingError) and what it left unconfirmed is sent again: a message may arrive twice.
+        Each message carries the trace context current at the call, unless its event names its
+        own parent with the `traceparent` extension, which it then continues (see the module's
+        docstring).
         """
         ...
 

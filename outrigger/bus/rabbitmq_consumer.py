@@ -14,11 +14,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
-from pamqp.commands import Basic
+from aiormq import spec
 
 from outrigger.bus.cloudevents import text_headers
 from outrigger.bus.dispatch import dead_letter_headers, delivery_of, retry_headers
 from outrigger.bus.port import DLX, Ack
+from outrigger.bus.rabbitmq_publisher import Outgoing
 from outrigger.bus.telemetry import DEAD_LETTERED
 from outrigger.errors import MessagingError
 
@@ -169,16 +170,14 @@ class RabbitMQSubscription:
         headers: dict[str, Any],
     ) -> bool:
         """Publishes a copy and waits for its confirm, then acks the original; else requeues it."""
-        properties = Basic.Properties(
+        properties = spec.Basic.Properties(
             content_type=message.content_type,
             headers=headers,
             delivery_mode=PERSISTENT,
             message_id=message.message_id,
         )
         try:
-            await self._bus.send(
-                exchange, routing_key, message.body, properties, confirm_timeout=self._bus.timeout
-            )
+            await self._bus.forward(exchange, Outgoing(routing_key, message.body, properties))
         except MessagingError as exc:
             log.warning("could not move a message of %s to %r: %s", self.queue, routing_key, exc)
             await asyncio.sleep(self._policy.delay_seconds)

@@ -1,20 +1,23 @@
 """The MessageBus contract, written once; each adapter's test module subclasses `BusContract`.
 
-A subclass provides the `bus_url` fixture, the `make_bus()` hook and, when its broker outlives
-the test, `forget()` to delete what the test declared.
+A subclass provides the `bus_url` fixture, `make_bus()` (a bus not yet started), its
+`system` (the `messaging.system` of its spans) and, when its broker outlives the test,
+`forget()` to delete what the test declared (`self.declared`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 from prometheus_client import REGISTRY
 
 from outrigger.bus import (
@@ -29,6 +32,10 @@ from outrigger.bus import (
     Retry,
 )
 from outrigger.errors import MessagingError
+from outrigger.testing import ContractSuite, unique
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 WAIT_SECONDS = 10.0
 
@@ -37,7 +44,7 @@ class Names:
     """Exchange and queue names unique to one test, remembered for clean-up."""
 
     def __init__(self) -> None:
-        self.suffix = uuid.uuid4().hex[:12]
+        self.suffix = unique("")
         self.exchanges: list[str] = []
         self.queues: list[str] = []
 
@@ -98,7 +105,9 @@ async def eventually(check: Any, within: float = WAIT_SECONDS) -> None:
         await asyncio.sleep(0.01)
 
 
-class BusContract:
+class BusContract(ContractSuite[MessageBus]):
+    system: str
+
     @pytest.fixture
     def bus_url(self) -> str:
         raise NotImplementedError
@@ -106,31 +115,41 @@ class BusContract:
     def make_bus(self, url: str, **options: Any) -> MessageBus:
         raise NotImplementedError
 
-    async def forget(self, url: str, names: Names) -> None:
-        """Deletes the exchanges and queues the test declared, where they outlive the bus."""
+    @pytest.fixture(autouse=True)
+    def _where(self, bus_url: str) -> None:
+        self.url, self.declared = bus_url, Names()
+
+    async def make_adapter(self, **options: Any) -> MessageBus:
+        bus = self.make_bus(self.url, **options)
+        await bus.start()
+        return bus
 
     @pytest.fixture
     def names(self) -> Names:
-        return Names()
+        return self.declared
 
     @pytest.fixture
-    async def new_bus(self, bus_url: str, names: Names) -> Any:
-        buses: list[MessageBus] = []
-
-        async def new(**options: Any) -> MessageBus:
-            bus = self.make_bus(bus_url, **options)
-            await bus.start()
-            buses.append(bus)
-            return bus
-
-        yield new
-        for bus in reversed(buses):
-            await bus.close()
-        await self.forget(bus_url, names)
+    def new_bus(self, new_adapter: Any) -> Any:
+        return new_adapter
 
     @pytest.fixture
-    async def bus(self, new_bus: Any) -> MessageBus:
-        bus: MessageBus = await new_bus()
+    def bus(self, adapter: MessageBus) -> MessageBus:
+        return adapter
+
+    @pytest.fixture
+    def spans(self) -> InMemorySpanExporter:
+        return InMemorySpanExporter()
+
+    @pytest.fixture
+    def provider(self, spans: InMemorySpanExporter) -> TracerProvider:
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(SimpleSpanProcessor(spans))
+        return provider
+
+    @pytest.fixture
+    async def traced_bus(self, new_bus: Any, provider: TracerProvider) -> MessageBus:
+        """A bus whose spans go to `spans`, through `provider`."""
+        bus: MessageBus = await new_bus(tracer_provider=provider)
         return bus
 
     async def test_a_published_event_is_consumed_then_acked(
@@ -232,7 +251,7 @@ class BusContract:
     ) -> None:
         exchange, queue = names.exchange(), names.queue()
         inbox = Inbox()
-        inbox.answer = lambda d: Retry("not yet") if d.attempt < 2 else Ack()  # type: ignore[method-assign]
+        inbox.answer = lambda d: Retry("not yet") if d.attempt < 2 else Ack()  # type: ignore[method-assign,assignment]
         await bus.subscribe(queue, [(exchange, "#")], inbox, retry_delay_seconds=0.05)
         await bus.publish(exchange, "k", event())
         await inbox.wait(2)
@@ -279,27 +298,6 @@ class BusContract:
         await inbox.wait(2)
         await eventually(lambda: metric("outrigger_bus_duplicates_total", queue=queue) == 1)
         assert sorted(inbox.ids) == sorted([duplicated.id, other.id])
-
-    async def test_the_trace_continues_from_producer_to_consumer(
-        self, bus: MessageBus, names: Names
-    ) -> None:
-        exchange, queue = names.exchange(), names.queue()
-        seen: list[trace.SpanContext] = []
-
-        async def handler(delivery: Delivery) -> Outcome:
-            seen.append(trace.get_current_span().get_span_context())
-            inbox.deliveries.append(delivery)
-            return Ack()
-
-        inbox = Inbox()
-        await bus.subscribe(queue, [(exchange, "#")], handler)
-        tracer = TracerProvider(shutdown_on_exit=False).get_tracer("tests")
-        with tracer.start_as_current_span("request") as span:
-            await bus.publish(exchange, "k", event())
-        [delivery] = await inbox.wait(1)
-        trace_id = span.get_span_context().trace_id
-        assert seen[0].trace_id == trace_id
-        assert delivery.headers["traceparent"].startswith(f"00-{trace_id:032x}-")
 
     async def test_competing_consumers_each_get_distinct_messages(
         self, new_bus: Any, names: Names
@@ -349,3 +347,169 @@ class BusContract:
             await bus.check()
         with pytest.raises(MessagingError):
             await bus.publish("anything", "k", event())
+
+    async def test_the_consumer_continues_the_producers_trace(
+        self,
+        traced_bus: MessageBus,
+        names: Names,
+        provider: TracerProvider,
+        spans: InMemorySpanExporter,
+    ) -> None:
+        exchange, queue, bus = names.exchange(), names.queue(), traced_bus
+        seen: list[trace.SpanContext] = []
+
+        async def handler(delivery: Delivery) -> Outcome:
+            seen.append(trace.get_current_span().get_span_context())
+            return Ack()
+
+        await bus.subscribe(queue, [(exchange, "#")], handler)
+        with provider.get_tracer("tests").start_as_current_span("POST /orders") as request:
+            await bus.publish(exchange, "orders.created", sent := event())
+        [process] = await finished(spans, f"process {queue}")
+        [publish] = await finished(spans, f"publish {exchange}")
+        request_context = request.get_span_context()
+        assert {publish.context.trace_id, process.context.trace_id} == {request_context.trace_id}
+        assert publish.kind is SpanKind.PRODUCER
+        assert publish.parent is not None
+        assert publish.parent.span_id == request_context.span_id
+        assert process.kind is SpanKind.CONSUMER
+        assert process.parent is not None
+        assert process.parent.span_id == publish.context.span_id
+        assert [link.context.span_id for link in process.links] == [publish.context.span_id]
+        assert seen == [process.context]
+        routing_key = f"messaging.{self.system}.destination.routing_key"
+        assert (
+            attributes(publish).items()
+            >= {
+                "messaging.system": self.system,
+                "messaging.operation.name": "publish",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": exchange,
+                routing_key: "orders.created",
+                "messaging.message.id": sent.id,
+            }.items()
+        )
+        assert (
+            attributes(process).items()
+            >= {
+                "messaging.system": self.system,
+                "messaging.operation.name": "process",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": exchange,
+                routing_key: "orders.created",
+                "messaging.consumer.group.name": queue,
+                "messaging.message.id": sent.id,
+            }.items()
+        )
+        assert process.status.status_code is StatusCode.UNSET
+
+    async def test_publish_many_continues_each_events_own_trace_context(
+        self,
+        traced_bus: MessageBus,
+        names: Names,
+        provider: TracerProvider,
+        spans: InMemorySpanExporter,
+    ) -> None:
+        exchange, queue, bus = names.exchange(), names.queue(), traced_bus
+        await bus.subscribe(queue, [(exchange, "#")], Inbox())
+        tracer = provider.get_tracer("tests")
+        requests, events = [], []
+        for number in range(2):
+            with tracer.start_as_current_span(f"POST /orders/{number}") as request:
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier)
+            requests.append(request.get_span_context())
+            events.append(event(extensions={"traceparent": carrier["traceparent"]}))
+        events.append(event())  # no trace of its own: continues the relay's
+        with tracer.start_as_current_span("relay") as relay:
+            await bus.publish_many(exchange, [("orders.created", e) for e in events])
+        processed = await finished(spans, f"process {queue}", count=3)
+        [publish] = await finished(spans, f"publish {exchange}")
+        created = {attributes(s)["messaging.message.id"]: s for s in spans_named(spans, "create")}
+        parents = [*requests, relay.get_span_context()]
+        for sent, parent in zip(events, parents, strict=True):
+            create = created[sent.id]
+            assert create.kind is SpanKind.PRODUCER
+            assert create.parent is not None
+            assert create.parent.span_id == parent.span_id
+            assert create.context.trace_id == parent.trace_id
+            assert attributes(create)["messaging.operation.type"] == "create"
+            [process] = [s for s in processed if attributes(s)["messaging.message.id"] == sent.id]
+            assert process.parent is not None
+            assert process.parent.span_id == create.context.span_id
+            assert process.context.trace_id == parent.trace_id
+        assert publish.kind is SpanKind.CLIENT
+        assert publish.parent is not None
+        assert publish.parent.span_id == relay.get_span_context().span_id
+        assert {link.context.span_id for link in publish.links} == {
+            span.context.span_id for span in created.values()
+        }
+        assert attributes(publish)["messaging.batch.message_count"] == 3
+
+    async def test_publish_many_carries_the_current_trace_to_every_message(
+        self,
+        traced_bus: MessageBus,
+        names: Names,
+        provider: TracerProvider,
+        spans: InMemorySpanExporter,
+    ) -> None:
+        exchange, queue, bus = names.exchange(), names.queue(), traced_bus
+        await bus.subscribe(queue, [(exchange, "#")], Inbox())
+        with provider.get_tracer("tests").start_as_current_span("batch job"):
+            await bus.publish_many(exchange, [("k", event()) for _ in range(3)])
+        processed = await finished(spans, f"process {queue}", count=3)
+        [publish] = await finished(spans, f"publish {exchange}")
+        assert publish.kind is SpanKind.PRODUCER
+        assert attributes(publish)["messaging.batch.message_count"] == 3
+        assert "messaging.message.id" not in attributes(publish)
+        assert {s.parent.span_id for s in processed if s.parent} == {publish.context.span_id}
+        assert spans_named(spans, "create") == []
+
+    async def test_a_failing_handler_marks_its_span_as_an_error(
+        self,
+        traced_bus: MessageBus,
+        names: Names,
+        provider: TracerProvider,
+        spans: InMemorySpanExporter,
+    ) -> None:
+        exchange, queue, bus = names.exchange(), names.queue(), traced_bus
+
+        async def failing(delivery: Delivery) -> Outcome:
+            raise RuntimeError("disk full")
+
+        await bus.subscribe(queue, [(exchange, "#")], failing, max_attempts=1)
+        await bus.publish(exchange, "k", event())
+        [process] = await finished(spans, f"process {queue}")
+        assert process.status.status_code is StatusCode.ERROR
+        assert process.status.description == "RuntimeError: disk full"
+        assert attributes(process)["error.type"] == "RuntimeError"
+        assert [e.name for e in process.events] == ["exception"]
+
+    async def test_without_a_trace_no_trace_context_is_sent(
+        self, new_bus: Any, names: Names
+    ) -> None:
+        exchange, queue = names.exchange(), names.queue()
+        bus = await new_bus(tracer_provider=NoOpTracerProvider())
+        inbox = Inbox()
+        await bus.subscribe(queue, [(exchange, "#")], inbox)
+        await bus.publish_many(exchange, [("k", event())])
+        [delivery] = await inbox.wait(1)
+        assert "traceparent" not in delivery.headers
+
+
+def attributes(span: ReadableSpan) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def spans_named(spans: InMemorySpanExporter, operation: str) -> list[ReadableSpan]:
+    return [s for s in spans.get_finished_spans() if s.name.split(" ")[0] == operation]
+
+
+async def finished(
+    spans: InMemorySpanExporter, name: str, count: int = 1
+) -> Sequence[ReadableSpan]:
+    """The finished spans called `name`, once there are `count` of them."""
+    await eventually(
+        lambda: len([s for s in spans.get_finished_spans() if s.name == name]) >= count
+    )
+    return [s for s in spans.get_finished_spans() if s.name == name]

@@ -26,6 +26,7 @@ def test_binary_mode_puts_attributes_in_headers_and_data_in_the_body() -> None:
     headers = encode_headers(event, traceparent)
     assert headers == {
         "cloudEvents_specversion": "1.0",
+        "cloudEvents_id": event.id,
         "cloudEvents_type": "audit.recorded",
         "cloudEvents_source": "/svc/audit",
         "cloudEvents_time": event.time.isoformat(),
@@ -37,16 +38,76 @@ def test_binary_mode_puts_attributes_in_headers_and_data_in_the_body() -> None:
     assert decode(encode_data(event), headers, event.datacontenttype, event.id) == event
 
 
-def test_decode_reads_rfc3339_z_times_and_colon_prefixes() -> None:
+@pytest.mark.parametrize("prefix", ["cloudEvents_", "cloudEvents:", "ce_", "ce-", "Ce-"])
+def test_decode_accepts_the_header_spellings_other_sdks_send(prefix: str) -> None:
     headers = {
-        "cloudEvents:specversion": "1.0",
-        "cloudEvents:type": "t",
-        "cloudEvents:source": "s",
-        "cloudEvents:time": "2026-11-21T08:00:00Z",
+        f"{prefix}specversion": "1.0",
+        f"{prefix}id": "id-7",
+        f"{prefix}type": "orders.created",
+        f"{prefix}source": "/shop",
+        f"{prefix}subject": "order-7",
+        f"{prefix}time": "2026-11-21T08:00:00Z",
+        f"{prefix}tenant": "acme",
+        "x-other": "not an attribute",
     }
-    event = decode(b"hello", headers, "text/plain", "id-1")
-    assert event.time == datetime(2026, 11, 21, 8, tzinfo=UTC)
-    assert event.data == b"hello"
+    event = decode(b'{"n": 1}', headers, None, None)
+    assert event == CloudEvent(
+        id="id-7",
+        source="/shop",
+        type="orders.created",
+        data={"n": 1},
+        subject="order-7",
+        time=datetime(2026, 11, 21, 8, tzinfo=UTC),
+        extensions={"tenant": "acme"},
+    )
+
+
+def test_decode_prefers_cloudevents_underscore_headers_and_the_message_id() -> None:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-type": "from.http",
+        "ce_type": "from.kafka",
+        "cloudEvents:type": "from.amqp.colon",
+        "cloudEvents_type": "from.amqp",
+        "ce-source": "s",
+        "cloudEvents_id": "header-id",
+    }
+    event = decode(b"", headers, "text/plain", "message-id")
+    assert (event.type, event.id, event.extensions) == ("from.amqp", "message-id", {})
+    assert decode(b"", headers, "text/plain", None).id == "header-id"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-21T08:00:00Z", datetime(2026, 11, 21, 8, tzinfo=UTC)),
+        ("2026-11-21t08:00:00z", datetime(2026, 11, 21, 8, tzinfo=UTC)),
+        ("2026-11-21 08:00:00Z", datetime(2026, 11, 21, 8, tzinfo=UTC)),
+        ("2026-11-21T08:00:00+00:00", datetime(2026, 11, 21, 8, tzinfo=UTC)),
+        ("2026-11-21T08:00:00-00:00", datetime(2026, 11, 21, 8, tzinfo=UTC)),
+        ("2026-11-21T09:30:00+01:30", datetime(2026, 11, 21, 8, tzinfo=UTC)),
+        ("2026-11-21T03:00:00-05:00", datetime(2026, 11, 21, 8, tzinfo=UTC)),
+        ("2026-11-21T08:00:00.5Z", datetime(2026, 11, 21, 8, 0, 0, 500000, tzinfo=UTC)),
+        ("2026-11-21T08:00:00.123456Z", datetime(2026, 11, 21, 8, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-11-21T08:00:00.4579346789Z", datetime(2026, 11, 21, 8, 0, 0, 457934, tzinfo=UTC)),
+        ("2026-12-31T23:59:60Z", datetime(2027, 1, 1, tzinfo=UTC)),
+    ],
+)
+def test_decode_reads_any_rfc3339_time(text: str, expected: datetime) -> None:
+    headers = {"ce-specversion": "1.0", "ce-type": "t", "ce-source": "s", "ce-time": text}
+    event = decode(b"", headers, "text/plain", "id-1")
+    assert event.time == expected
+    assert event.time.utcoffset() is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-21T08:00:00", "2026-11-21", "21/11/2026 08:00", "2026-13-01T00:00:00Z", "now"],
+)
+def test_decode_rejects_a_time_that_is_not_rfc3339(text: str) -> None:
+    headers = {"ce-specversion": "1.0", "ce-type": "t", "ce-source": "s", "ce-time": text}
+    with pytest.raises(ValueError, match=r"RFC 3339|valid date-time"):
+        decode(b"", headers, "text/plain", "id-1")
 
 
 @pytest.mark.parametrize(

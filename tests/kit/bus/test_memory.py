@@ -13,6 +13,8 @@ from tests.kit.bus.contract import BusContract, Inbox, Names, event
 
 
 class TestMemoryBus(BusContract):
+    system = "memory"
+
     @pytest.fixture
     def bus_url(self) -> str:
         return f"memory://test-{uuid.uuid4().hex[:12]}"
