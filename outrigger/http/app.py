@@ -75,6 +75,8 @@ def create_app(
         access_log=settings.access_log,
     )
     if _tracing_enabled():
+        # the stable HTTP semantic conventions (http.request.method, url.path, …), not the old
+        os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
