@@ -47,10 +47,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def kit_lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.auth = TokenVerifier.from_settings(settings)
-        if lifespan is None:
-            yield
-            return
-        async with lifespan(app):
+        async with contextlib.AsyncExitStack() as stack:
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            await stack.enter_async_context(health.monitoring(app))
             yield
 
     app = FastAPIOffline(  # /docs and /redoc with their assets served here, not from a CDN

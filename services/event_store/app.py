@@ -21,7 +21,7 @@ from sqlalchemy import MetaData
 from outrigger.audit_trail import AuditTrail
 from outrigger.bus import connect_bus
 from outrigger.db import Database, build_engine, session_url
-from outrigger.http import add_readiness_check, create_app
+from outrigger.http import create_app, dependency
 from outrigger.leadership import AdvisoryLockLeadership, SoleLeadership
 from outrigger.settings import load_settings
 from outrigger.stealth import Keyring, SqlSubjectKeyStore, Stealth, subject_keys_table
@@ -67,9 +67,13 @@ def build_app(settings: EventStoreSettings | None = None) -> FastAPI:
         async with contextlib.AsyncExitStack() as stack:
             storage = await _open_storage(settings, stack)
             store = storage.store
+            await stack.enter_async_context(dependency(app, "database", check=storage.check))
             bus = connect_bus(settings.amqp_url, source=SERVICE, prefetch=settings.amqp_prefetch)
             stack.push_async_callback(bus.close)
-            await bus.start()
+            # Appends do without the broker: the relay publishes what it missed once it is back.
+            await stack.enter_async_context(
+                dependency(app, "bus", check=bus.check, start=bus.start, required=False)
+            )
             keys = SqlSubjectKeyStore(
                 storage.keys.engine, subject_keys_table(MetaData(), schema=SCHEMA)
             )
@@ -81,8 +85,6 @@ def build_app(settings: EventStoreSettings | None = None) -> FastAPI:
                     AuditTrail(bus, SERVICE),
                     _subscriptions(settings, store, stack),
                 )
-            add_readiness_check(app, "database", storage.check)
-            add_readiness_check(app, "bus", bus.check)
             yield
 
     routers = ROUTERS if settings.event_store_api_enabled else ()

@@ -35,6 +35,7 @@ async def test_while_redis_is_down_every_route_answers_503_then_recovers(
         for response in down:
             assert response.status_code == 503, response.request.url
             assert response.headers["content-type"] == PROBLEM
+            assert response.headers["retry-after"] == "1"
             problem = response.json()
             assert problem["type"].endswith("/cache-unavailable")
             assert f"Redis at 127.0.0.1:{redis_server.port}/0 is unreachable" in problem["detail"]

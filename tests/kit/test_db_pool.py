@@ -96,6 +96,7 @@ async def test_a_statement_stuck_behind_a_lock_is_a_503_after_the_lock_timeout(
                     await connection.execute("SELECT pg_advisory_lock(%s)", (key,))
             assert time.monotonic() - started < 2
             assert busy.value.status == 503
+            assert busy.value.headers["Retry-After"] == "1"
     finally:
         await pool.close()
 
