@@ -63,11 +63,11 @@ class Probe:
         """One round trip, or `DatabaseError` saying why not."""
         async with self._lock:
             try:
-                if self._connection is None or self._connection.closed:
-                    self._connection = await connect(
-                        self._url, self._application_name, names={PROBE: "readiness_probe"}
-                    )
                 with translated():
+                    if self._connection is None or self._connection.closed:
+                        self._connection = await connect(
+                            self._url, self._application_name, names={PROBE: "readiness_probe"}
+                        )
                     await self._connection.execute(PROBE)
             except BaseException:
                 await self.close()

@@ -138,11 +138,11 @@ def connect_options(application_name: str, names: Mapping[str, str]) -> dict[str
 async def connect(
     url: str, application_name: str, *, names: Mapping[str, str] | None = None
 ) -> psycopg.AsyncConnection[Any]:
-    """A dedicated autocommit connection (leadership locks, LISTEN, readiness)."""
-    with translated():
-        connection = await psycopg.AsyncConnection.connect(
-            conninfo(url), **connect_options(application_name, names or {})
-        )
+    """A dedicated autocommit connection (leadership locks, LISTEN, readiness); a failure is
+    the driver's error, for loops that reconnect by themselves."""
+    connection = await psycopg.AsyncConnection.connect(
+        conninfo(url), **connect_options(application_name, names or {})
+    )
     try:
         await configure(connection)
     except BaseException:  # cancelled by a quick shutdown, too: never leave it open
