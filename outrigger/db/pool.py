@@ -49,6 +49,13 @@ PROBE = "SELECT 1"
 log = logging.getLogger("outrigger.db")
 
 
+def _cancelled() -> bool:
+    """True if this task was asked to stop (on Python 3.11, `asyncio.wait_for` inside
+    psycopg_pool swallows a cancellation that lands as it hands over a connection)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Probe:
     """One dedicated connection that answers `check()`, made again whenever it broke. Its
     statement is timed as `readiness_probe`, apart from the service's own."""
@@ -147,6 +154,9 @@ class Pool:
         """
         with translated():
             connection = await self._checkout()
+            if _cancelled():  # Python 3.11's wait_for in the pool swallowed it: honour it now
+                await self._pool.putconn(connection)
+                raise asyncio.CancelledError
             try:
                 async with connection:
                     yield connection

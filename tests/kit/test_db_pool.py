@@ -5,6 +5,7 @@ server, which these tests stop and start)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
@@ -196,5 +197,36 @@ async def test_while_the_server_is_down_requests_fail_at_once_and_recover_after(
         await asyncio.to_thread(postgres_server.start)
         await _until_it_answers(pool, within=3)
         assert await asyncio.gather(*(select_one() for _ in range(4))) == [(1,)] * 4
+    finally:
+        await pool.close()
+
+
+@pytest.mark.postgres
+async def test_a_cancellation_the_pool_swallowed_is_honoured_and_the_connection_kept(
+    postgres_url: str,
+) -> None:
+    """On Python 3.11 psycopg_pool's wait_for can swallow a cancellation that lands as it hands
+    over a connection; the handler must not then run its query for a client that left."""
+    pool = Pool(postgres_url, application_name="kit-test", max_size=1)
+    await pool.open()
+    ran = False
+
+    async def handler() -> None:
+        nonlocal ran
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as wait_for does
+            await asyncio.sleep(1)
+        async with pool.connection() as connection:
+            ran = True
+            await connection.execute("SELECT 1")
+
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.create_task(handler())
+        assert not ran
+        async with pool.connection() as connection:  # the pool's one connection is back
+            await connection.execute("SELECT 1")
     finally:
         await pool.close()
