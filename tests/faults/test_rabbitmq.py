@@ -71,9 +71,16 @@ async def _invalidated_after_an_append(
             await asyncio.sleep(0.2)
 
 
-@pytest.mark.parametrize("fault", ["stop", "kill"])
+async def _append(service: Service, headers: dict[str, str], stream: str) -> int:
+    async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=5) as http:
+        body = {"events": [{"type": "Appended", "data": {}}]}
+        return (await http.post(f"/v1/streams/{stream}/events", json=body)).status_code
+
+
+@pytest.mark.parametrize(("fault", "starting"), [("stop", "event-store"), ("kill", "cache")])
 async def test_appends_go_on_through_a_broker_outage_and_are_all_relayed_after(
     fault: str,
+    starting: str,
     event_store: Service,
     cache: Service,
     rabbitmq_server: PrivateRabbitMQ,
@@ -81,7 +88,8 @@ async def test_appends_go_on_through_a_broker_outage_and_are_all_relayed_after(
     tmp_path: Path,
 ) -> None:
     category = unique(f"mq{fault}")
-    replica = cache.replica(tmp_path)  # a cache that starts while the broker is down
+    # a replica of one or the other that starts while the broker is down
+    replica = (event_store if starting == "event-store" else cache).replica(tmp_path)
     try:
         async with relayed(rabbitmq_server.url, category) as ids:
             async with loaded(append_load(event_store, headers, category)) as load:
@@ -95,6 +103,8 @@ async def test_appends_go_on_through_a_broker_outage_and_are_all_relayed_after(
                 replica.start()
                 await replica.serving()
                 replica_status = await _status(replica)
+                if starting == "event-store":
+                    assert await _append(replica, headers, f"{category}-replica") == 201
                 await asyncio.to_thread(rabbitmq_server.start)
                 for service in (event_store, cache, replica):
                     assert await _until_status(service, "ready") < READY_WITHIN_SECONDS
@@ -105,6 +115,7 @@ async def test_appends_go_on_through_a_broker_outage_and_are_all_relayed_after(
         assert count(load.answers, 201) == len(load.answers), "an append failed"
         await assert_stored(event_store, headers, category, load.acknowledged)
         await _invalidated_after_an_append(cache, event_store, headers)
-        await _invalidated_after_an_append(replica, event_store, headers)
+        if starting == "cache":
+            await _invalidated_after_an_append(replica, event_store, headers)
     finally:
         replica.stop()
