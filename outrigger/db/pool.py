@@ -225,8 +225,10 @@ class Pool:
             self._watch = asyncio.create_task(self._watching(), name=f"probe {self.where}")
 
     async def _watching(self) -> None:
-        with contextlib.suppress(DatabaseError):
+        try:
             await PROBING.call(self._probe_once, name="database-probe")
+        except Exception:
+            log.exception("the probe of PostgreSQL at %s failed; the next failure restarts it")
 
     async def _probe_once(self) -> None:
         try:
