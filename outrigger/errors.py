@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 PROBLEM_BASE = "https://outrigger.dev/problems/"
+RETRY_AFTER_SECONDS = 1  # what every 503 tells a client to wait before it asks again
 
 
 class SettingsError(Exception):
@@ -35,7 +36,9 @@ class OutriggerError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+        if self.status == 503:
+            self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
         self.extensions = extensions
 
     @property

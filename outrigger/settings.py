@@ -57,6 +57,18 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(10, ge=1, le=1000)
     database_max_overflow: int = Field(10, ge=0, le=1000)
     database_pool_timeout_seconds: float = Field(5.0, gt=0)
+    database_statement_timeout_seconds: float = Field(
+        30.0, ge=0, description="PostgreSQL statement_timeout of every connection (0: none)"
+    )
+    database_lock_timeout_seconds: float = Field(
+        5.0, ge=0, description="PostgreSQL lock_timeout of every connection (0: none)"
+    )
+    database_idle_in_transaction_timeout_seconds: float = Field(
+        60.0, ge=0, description="PostgreSQL idle_in_transaction_session_timeout (0: none)"
+    )
+    database_connect_timeout_seconds: float = Field(
+        5.0, ge=0, description="how long opening a PostgreSQL connection may take (0: no limit)"
+    )
     redis_url: str = "memory://"
     amqp_url: str = "memory://"
     amqp_prefetch: int = Field(100, ge=1, le=65535)

@@ -1,7 +1,10 @@
-"""Shared fixtures: where the real servers are, and the order disruptive tests run in.
+"""Shared fixtures: where the real servers are, and private ones for the tests that break one.
 
 Real servers are required, never optional: a test marked `postgres`, `redis` or `rabbitmq` fails
-when its server does not answer, so a broken machine cannot pass CI by skipping.
+when its server does not answer, so a broken machine cannot pass CI by skipping. A test that
+stops, kills or pauses a server takes a private instance (`postgres_server`, `redis_server`,
+`rabbitmq_server`): started once per session on free ports, running again before each test
+that takes it, removed at the end. The shared servers are only ever used.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from outrigger.testing.servers import private_postgres, private_rabbitmq, private_redis
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from outrigger.testing.servers import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 
 POSTGRES_URL = os.environ.get(
     "OUTRIGGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -56,6 +63,45 @@ def amqp_url() -> str:
     return _require(AMQP_URL, 5672)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that stop a shared server run last, so the others never see it down."""
-    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+@pytest.fixture(scope="session")
+def _postgres_server() -> Iterator[PrivatePostgres]:
+    with private_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _redis_server() -> Iterator[PrivateRedis]:
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _rabbitmq_server() -> Iterator[PrivateRabbitMQ]:
+    with private_rabbitmq() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_server(_postgres_server: PrivatePostgres) -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL cluster (superuser `postgres`, trust), running; break it at will."""
+    _postgres_server.start()
+    yield _postgres_server
+    _postgres_server.start()
+
+
+@pytest.fixture
+def redis_server(_redis_server: PrivateRedis) -> Iterator[PrivateRedis]:
+    """A private Redis without persistence, running; break it at will."""
+    _redis_server.resume()
+    _redis_server.start()
+    yield _redis_server
+    _redis_server.resume()
+    _redis_server.start()
+
+
+@pytest.fixture
+def rabbitmq_server(_rabbitmq_server: PrivateRabbitMQ) -> Iterator[PrivateRabbitMQ]:
+    """A private RabbitMQ node (guest/guest), running; break it at will."""
+    _rabbitmq_server.start()
+    yield _rabbitmq_server
+    _rabbitmq_server.start()

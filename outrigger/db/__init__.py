@@ -1,6 +1,22 @@
-"""Database access: async SQLAlchemy engine, unit of work, readiness, query metrics."""
+"""Database access: the async SQLAlchemy engine with its unit of work, the psycopg pool for
+hot paths, dedicated connections, session timeouts, readiness probes, query metrics, errors."""
 
 from outrigger.db.database import Database, translate_errors
 from outrigger.db.engine import QUERY_DURATION, SQLITE_BEGIN, build_engine
+from outrigger.db.pool import Pool, Probe
+from outrigger.db.postgres import Timeouts, connect, conninfo, session_url, translated
 
-__all__ = ["QUERY_DURATION", "SQLITE_BEGIN", "Database", "build_engine", "translate_errors"]
+__all__ = [
+    "QUERY_DURATION",
+    "SQLITE_BEGIN",
+    "Database",
+    "Pool",
+    "Probe",
+    "Timeouts",
+    "build_engine",
+    "connect",
+    "conninfo",
+    "session_url",
+    "translate_errors",
+    "translated",
+]

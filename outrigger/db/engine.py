@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import URL, Connection, ExecutionContext
 
+# Half-open connections (a dead server, a cut network) are noticed within about 30 s.
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
 QUERY_DURATION = Histogram(
     "outrigger_db_query_duration_seconds",
     "Time spent in one database statement, by query name (or the statement's verb).",
@@ -45,6 +53,8 @@ def build_engine(
 ) -> AsyncEngine:
     """Creates (without connecting) the engine for `url`, timed per statement.
 
+    Give it `session_url(settings)` for a service's connections, so they get its timeouts.
+
     Name a statement for the metric with `.execution_options(query="append")`; unnamed ones are
     labelled by their first keyword (`select`, `insert`…), keeping the label set small.
     """
@@ -54,6 +64,7 @@ def build_engine(
     else:
         engine = create_async_engine(
             sa_url,
+            connect_args=dict(KEEPALIVES),
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
@@ -129,10 +140,11 @@ def _time_statements(engine: AsyncEngine) -> None:
         started = getattr(context, "_outrigger_started", None)
         if started is None:
             return
-        name = context.execution_options.get("query") or _verb(statement)
+        name = context.execution_options.get("query") or verb(statement)
         QUERY_DURATION.labels(name).observe(time.perf_counter() - started, trace_exemplar())
 
 
-def _verb(statement: str) -> str:
+def verb(statement: str) -> str:
+    """The metric label of an unnamed statement: its first keyword, or `other`."""
     word = statement.lstrip().split(None, 1)[0].lower() if statement.strip() else "other"
     return word if word in {"select", "insert", "update", "delete", "with", "call"} else "other"

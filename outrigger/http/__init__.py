@@ -2,7 +2,7 @@
 
 from outrigger.http.app import create_app
 from outrigger.http.bodies import JsonField, JsonObjectField, StrictJSONRequest, json_body
-from outrigger.http.health import add_readiness_check
+from outrigger.http.health import add_readiness_check, dependency
 from outrigger.http.openapi import problem_responses
 from outrigger.http.responses import JSONResponse, ProblemResponse, problem_response
 from outrigger.http.routes import ServiceRoute, TemplateRoute
@@ -19,6 +19,7 @@ __all__ = [
     "TemplateRoute",
     "add_readiness_check",
     "create_app",
+    "dependency",
     "json_body",
     "problem_response",
     "problem_responses",

@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from outrigger import __version__
 from outrigger.auth import TokenVerifier
 from outrigger.http import health
+from outrigger.http.disconnect import CancelOnDisconnect
 from outrigger.http.middleware import RequestMiddleware
 from outrigger.http.openapi import install_problem_documentation
 from outrigger.http.problems import install_problem_handlers
@@ -46,10 +47,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def kit_lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.auth = TokenVerifier.from_settings(settings)
-        if lifespan is None:
-            yield
-            return
-        async with lifespan(app):
+        async with contextlib.AsyncExitStack() as stack:
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            await stack.enter_async_context(health.monitoring(app))
             yield
 
     app = FastAPIOffline(  # /docs and /redoc with their assets served here, not from a CDN
@@ -67,6 +68,7 @@ def create_app(
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
+    app.add_middleware(CancelOnDisconnect)  # inside RequestMiddleware, which logs its 499
     app.add_middleware(
         RequestMiddleware,
         service=service,

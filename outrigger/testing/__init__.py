@@ -1,5 +1,6 @@
 """The test harness every service's tests share: tokens, unique names, an audit inbox, the
-contract-suite base, serving an app on a free port, and an SSE reader.
+contract-suite base, serving an app on a free port, and an SSE reader; `outrigger.testing.servers`
+starts private PostgreSQL, Redis and RabbitMQ instances for the tests that break a server.
 
 Test code only: it imports pytest and is never imported by a service.
 """

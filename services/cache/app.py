@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from outrigger.audit_trail import AuditTrail
 from outrigger.bus import connect_bus
-from outrigger.http import add_readiness_check, create_app
+from outrigger.http import create_app, dependency
 from outrigger.settings import load_settings
 from outrigger.tasks import stop_task
 from services.cache.adapters import build_store
@@ -54,20 +54,24 @@ def build_app(settings: CacheSettings | None = None, *, invalidation_queue: str 
         async with contextlib.AsyncExitStack() as stack:
             store = build_store(settings)
             stack.push_async_callback(store.close)
-            await store.start()
-            bus = connect_bus(settings.amqp_url, source="cache", prefetch=settings.amqp_prefetch)
-            stack.push_async_callback(bus.close)
-            await bus.start()
-            audit = AuditTrail(bus, "cache")
-            subscription = await subscribe_invalidations(
-                bus, store, audit, queue=invalidation_queue
+            await stack.enter_async_context(
+                dependency(app, "cache", check=store.check, start=store.start)
             )
-            stack.push_async_callback(subscription.cancel)
+            bus = connect_bus(settings.amqp_url, source="cache", prefetch=settings.amqp_prefetch)
+            stack.push_async_callback(bus.close)  # which cancels the subscription
+            audit = AuditTrail(bus, "cache")
+
+            async def start_bus() -> None:
+                await bus.start()
+                await subscribe_invalidations(bus, store, audit, queue=invalidation_queue)
+
+            # Without the broker, entries are still served; invalidations wait for it.
+            await stack.enter_async_context(
+                dependency(app, "bus", check=bus.check, start=start_bus, required=False)
+            )
             watcher = asyncio.create_task(watch_store(store, STATS_INTERVAL_SECONDS))
             stack.push_async_callback(stop_task, watcher)
             app.state.cache = Cache(store, audit, settings.cache_max_value_bytes)
-            add_readiness_check(app, "cache", store.check)
-            add_readiness_check(app, "bus", bus.check)
             yield
 
     app = create_app("cache", settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION)

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData
 
 from outrigger.audit_trail import AuditTrail
 from outrigger.bus import connect_bus
-from outrigger.db import Database, build_engine
-from outrigger.http import add_readiness_check, create_app
+from outrigger.db import Database, build_engine, session_url
+from outrigger.http import create_app, dependency
 from outrigger.leadership import AdvisoryLockLeadership, SoleLeadership
 from outrigger.settings import load_settings
 from outrigger.stealth import Keyring, SqlSubjectKeyStore, Stealth, subject_keys_table
 from services.event_store.adapters.postgres import PostgresEventStore
-from services.event_store.adapters.postgres_connection import connect
+from services.event_store.adapters.postgres_connection import connect, open_pool, pool_sizes
 from services.event_store.adapters.sqlite import SCHEMA, SqliteEventStore
 from services.event_store.api import ROUTERS
 from services.event_store.settings import EventStoreSettings
@@ -43,7 +43,7 @@ from services.event_store.usecases.relay import election as relay_election
 from services.event_store.usecases.sequencer import ELECTION as SEQUENCER_ELECTION
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from fastapi import FastAPI
 
@@ -67,9 +67,13 @@ def build_app(settings: EventStoreSettings | None = None) -> FastAPI:
         async with contextlib.AsyncExitStack() as stack:
             storage = await _open_storage(settings, stack)
             store = storage.store
+            await stack.enter_async_context(dependency(app, "database", check=storage.check))
             bus = connect_bus(settings.amqp_url, source=SERVICE, prefetch=settings.amqp_prefetch)
             stack.push_async_callback(bus.close)
-            await bus.start()
+            # Appends do without the broker: the relay publishes what it missed once it is back.
+            await stack.enter_async_context(
+                dependency(app, "bus", check=bus.check, start=bus.start, required=False)
+            )
             keys = SqlSubjectKeyStore(
                 storage.keys.engine, subject_keys_table(MetaData(), schema=SCHEMA)
             )
@@ -81,8 +85,6 @@ def build_app(settings: EventStoreSettings | None = None) -> FastAPI:
                     AuditTrail(bus, SERVICE),
                     _subscriptions(settings, store, stack),
                 )
-            add_readiness_check(app, "database", store.head_position)
-            add_readiness_check(app, "bus", bus.check)
             yield
 
     routers = ROUTERS if settings.event_store_api_enabled else ()
@@ -97,20 +99,24 @@ class _Storage:
     sequenced: SequencedLog | None
     keys: Database
     leadership: Callable[[str], Leadership]
+    check: Callable[[], Awaitable[Any]]
 
 
 async def _open_storage(settings: EventStoreSettings, stack: contextlib.AsyncExitStack) -> _Storage:
-    url = settings.database_url
-    if not url.startswith("postgresql"):
+    """Opens the storage without waiting for its server: a database that is down at start-up
+    makes the service not ready, not gone (the pool and the elections connect when it is up)."""
+    if not settings.database_url.startswith("postgresql"):
         database = Database.from_settings(settings, schemas=[SCHEMA])
         stack.push_async_callback(database.dispose)
         sqlite = SqliteEventStore(database)
         stack.push_async_callback(sqlite.close)
-        return _Storage(sqlite, None, database, SoleLeadership)
-    store = await PostgresEventStore.from_settings(settings)
+        return _Storage(sqlite, None, database, SoleLeadership, database.check)
+    url = session_url(settings)  # every connection below gets the session timeouts
+    pool = await open_pool(url, **pool_sizes(settings))
+    store = PostgresEventStore(pool, url)
     stack.push_async_callback(store.close)
-    pool = settings.event_store_subject_keys_pool_size
-    keys = Database(build_engine(url, pool_size=pool, max_overflow=0))
+    keys_pool = settings.event_store_subject_keys_pool_size
+    keys = Database(build_engine(url, pool_size=keys_pool, max_overflow=0))
     stack.push_async_callback(keys.dispose)
     interval = settings.event_store_sequencer_election_interval_seconds
 
@@ -119,7 +125,7 @@ async def _open_storage(settings: EventStoreSettings, stack: contextlib.AsyncExi
             lambda: connect(url, f"outrigger-{name}"), name, check_interval=interval
         )
 
-    return _Storage(store, store, keys, leadership)
+    return _Storage(store, store, keys, leadership, pool.check)
 
 
 def _subscriptions(

@@ -1,4 +1,5 @@
-"""The cache contract on Redis, plus its key layout, bounded tag indexes, and Redis going away.
+"""The cache contract on Redis, plus its key layout, bounded tag indexes, and Redis going away
+(a private Redis of the test's own, which it stops and starts).
 
 Other suites share Redis db 15, so every test writes under its own key prefix and namespace and
 deletes only those keys afterwards; nothing here flushes the database.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio import Redis
@@ -17,8 +19,10 @@ from outrigger.testing import unique
 from services.cache.adapters.redis import RedisCacheStore
 from services.cache.domain import CacheLimits, CacheStore, Write
 from tests.cache.contract import CacheStoreContract
-from tests.cache.redis_server import start_redis, stop_redis
 from tests.cache.support import LIMITS
+
+if TYPE_CHECKING:
+    from outrigger.testing.servers import PrivateRedis
 
 pytestmark = pytest.mark.redis
 
@@ -92,24 +96,23 @@ class TestRedisCacheStore(CacheStoreContract):
         assert "secret" not in failed.value.detail
         assert failed.value.status == 503
 
-    @pytest.mark.disruptive
-    async def test_the_same_store_recovers_after_a_redis_restart(
-        self, store: CacheStore, ns: str
-    ) -> None:
+
+async def test_the_same_store_recovers_after_a_redis_restart(redis_server: PrivateRedis) -> None:
+    store = RedisCacheStore(redis_server.url, LIMITS, key_prefix="oc-test", timeout_seconds=2.0)
+    ns = unique("ns")
+    try:
         await store.put(ns, Write("k", b"before"))
-        try:
-            await asyncio.to_thread(stop_redis)
-            with pytest.raises(CacheError, match="unreachable") as down:
-                await store.get(ns, "k")
-            assert down.value.status == 503
-            with pytest.raises(CacheError):
-                await store.check()
-            with pytest.raises(CacheError):
-                await store.put(ns, Write("k", b"during"))
-            with pytest.raises(CacheError):
-                await store.acquire(unique("r"), 1000)
-        finally:
-            await asyncio.to_thread(start_redis)
+        await asyncio.to_thread(redis_server.stop)
+        with pytest.raises(CacheError, match="unreachable") as down:
+            await store.get(ns, "k")
+        assert down.value.status == 503
+        with pytest.raises(CacheError):
+            await store.check()
+        with pytest.raises(CacheError):
+            await store.put(ns, Write("k", b"during"))
+        with pytest.raises(CacheError):
+            await store.acquire(unique("r"), 1000)
+        await asyncio.to_thread(redis_server.start)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -124,3 +127,5 @@ class TestRedisCacheStore(CacheStoreContract):
         assert (read.value, read.version) == (b"after", written.version)
         lock = await store.acquire(unique("r"), 1000)
         assert lock.fence > 0
+    finally:
+        await store.close()

@@ -1,7 +1,8 @@
 """A real Prometheus scraping the real platform.
 
 Every installed service runs as its own `outrigger serve` process against PostgreSQL (a fresh,
-migrated database), Redis and RabbitMQ (a fresh vhost); beside them the Debian packages'
+migrated database), Redis and a private RabbitMQ node with its Prometheus plugin (on ports of its
+own: the shared broker is never reconfigured); beside them the Debian packages'
 PostgreSQL and Redis exporters, Alertmanager (through alertmanager/start.sh) and Prometheus, with
 a scrape configuration generated from prometheus/prometheus.yml pointed at them and the
 repository's rules loaded. After a little traffic, every target must be up, every rule must
@@ -39,15 +40,15 @@ from deploy.generate.platform import (
 from outrigger import catalog
 from outrigger.auth import ALL_SCOPES, TokenIssuer
 from outrigger.settings import Settings
+from outrigger.testing.servers import PrivateRabbitMQ, private_rabbitmq
 from tests.deploy.support import REPO, tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.rabbitmq]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 OUTRIGGER = str(Path(sys.executable).with_name("outrigger"))
-RABBITMQ_PROMETHEUS = "127.0.0.1:15692"
 INFRASTRUCTURE = {"rabbitmq", "postgres", "redis"}  # always scraped here
 RECORDING_OWNERS = {  # rule group: who must run for its recording rules to have data
     "outrigger-http": frozenset({ANY_SERVICE}),
@@ -105,6 +106,13 @@ class Processes:
 
 
 @pytest.fixture
+def rabbitmq() -> Iterator[PrivateRabbitMQ]:
+    """A RabbitMQ node of the test's own, with the Prometheus plugin the compose file enables."""
+    with private_rabbitmq(prometheus=True) as node:
+        yield node
+
+
+@pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
     running = Processes(tmp_path)
     try:
@@ -141,7 +149,9 @@ def _clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("OUTRIGGER_", "OTEL_"))}
 
 
-def live_config(addresses: dict[str, str], prometheus: str, alertmanager: str) -> dict[str, Any]:
+def live_config(
+    addresses: dict[str, str], prometheus: str, alertmanager: str, rabbitmq: str
+) -> dict[str, Any]:
     """prometheus/prometheus.yml pointed at what runs here: compose host names become local
     ports, services that are not installed are left out, everything else is kept as is."""
     config: dict[str, Any] = yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text())
@@ -149,7 +159,7 @@ def live_config(addresses: dict[str, str], prometheus: str, alertmanager: str) -
     config["rule_files"] = [str(REPO / "prometheus" / pattern) for pattern in config["rule_files"]]
     known = {
         **addresses,
-        "rabbitmq:15692": RABBITMQ_PROMETHEUS,
+        "rabbitmq:15692": rabbitmq,
         "alertmanager:9093": alertmanager,
         "localhost:9090": prometheus,
     }
@@ -176,7 +186,7 @@ def test_prometheus_scrapes_the_platform_and_every_query_has_data(
     tmp_path: Path,
     processes: Processes,
     database: str,
-    vhost: str,
+    rabbitmq: PrivateRabbitMQ,
     redis_url: str,
 ) -> None:
     services = catalog.installed()
@@ -190,7 +200,7 @@ def test_prometheus_scrapes_the_platform_and_every_query_has_data(
         "OUTRIGGER_SECRETS_DIR": str(tmp_path / "no-secrets"),
         "OUTRIGGER_DATABASE_URL": database,
         "OUTRIGGER_REDIS_URL": redis_url,
-        "OUTRIGGER_AMQP_URL": vhost,
+        "OUTRIGGER_AMQP_URL": rabbitmq.url,
         "OUTRIGGER_JWT_SECRET": secret,
         "OUTRIGGER_STEALTH_KEYS": f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
         "OUTRIGGER_CACHE_KEY_PREFIX": f"live{secrets.token_hex(4)}",
@@ -250,7 +260,9 @@ def test_prometheus_scrapes_the_platform_and_every_query_has_data(
     prometheus = f"127.0.0.1:{_free_port()}"
     addresses = {f"{info.name}:{info.port}": f"127.0.0.1:{ports[info.name]}" for info in services}
     addresses |= {target: f"127.0.0.1:{port}" for target, port in exporters.items()}
-    config = live_config(addresses, prometheus, alertmanager)
+    config = live_config(
+        addresses, prometheus, alertmanager, f"127.0.0.1:{rabbitmq.prometheus_port}"
+    )
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     processes.start(
         "prometheus",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -152,8 +153,16 @@ async def test_waiters_wake_on_the_sequencers_notification(
 
 
 async def test_an_unreachable_server_is_a_database_error() -> None:
-    with pytest.raises(DatabaseError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:1/x"):
-        await PostgresEventStore.open("postgresql://postgres@127.0.0.1:1/x", wait_seconds=1)
+    store = await PostgresEventStore.open("postgresql://postgres@127.0.0.1:1/x", wait_seconds=1)
+    try:
+        with pytest.raises(DatabaseError, match="database unavailable: connection failed"):
+            await store.head_position()
+        started = time.monotonic()
+        with pytest.raises(DatabaseError, match="database unavailable: connection failed"):
+            await store.head_position()
+        assert time.monotonic() - started < 0.1, "known down: fails at once"
+    finally:
+        await store.close()
 
 
 async def test_a_dropped_connection_is_a_database_error_and_the_next_call_works(

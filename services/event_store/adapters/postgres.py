@@ -42,8 +42,7 @@ from services.event_store.domain import (
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from psycopg_pool import AsyncConnectionPool
-
+    from outrigger.db import Pool
     from outrigger.settings import Settings
     from services.event_store.domain import (
         JSON,
@@ -59,7 +58,7 @@ class PostgresEventStore:
     """Implements `EventStore` and `SequencedLog` on PostgreSQL. Build it with `open()`, release
     it with `close()`."""
 
-    def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], url: str) -> None:
+    def __init__(self, pool: Pool, url: str) -> None:
         self._pool = pool
         self._watch = HeadWatch()
         self._listener = LogListener(

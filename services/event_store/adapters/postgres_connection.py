@@ -1,76 +1,49 @@
-"""Connections of the PostgreSQL adapter: the pool for requests, dedicated ones for the
-sequencer and the log listener.
+"""Connections of the PostgreSQL adapter: the kit's pool for requests, dedicated connections
+for the sequencer, the relay's leadership and the log listener.
 
 The pool's connections are in autocommit mode, so an append (one call of the `append` stored
-function) is one round trip with no BEGIN/COMMIT of its own. JSON columns are parsed by orjson.
+function) is one round trip with no BEGIN/COMMIT of its own. Give every one of them the URL
+from `outrigger.db.session_url(settings)`, which carries the session timeouts.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
-import psycopg
-from psycopg.types.json import set_json_loads
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
-
-from outrigger.errors import DatabaseError
+from outrigger import db
+from outrigger.db import conninfo
+from services.event_store.adapters import postgres_sql as sql
 
 if TYPE_CHECKING:
+    import psycopg
+
     from outrigger.settings import Settings
 
-# Half-open connections (a dead server, a cut network) are noticed within about 30 s.
-KEEPALIVES: dict[str, Any] = {
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
+__all__ = ["connect", "conninfo", "open_pool", "pool_sizes"]
+
+APPLICATION_NAME = "outrigger-event-store"
+QUERY_NAMES = {
+    sql.APPEND: "event_store_append",
+    sql.REPLAYED: "event_store_replayed",
+    sql.SEQUENCE_BATCH: "event_store_sequence_batch",
 }
-
-
-def conninfo(url: str) -> str:
-    """A libpq URL from an SQLAlchemy one (`postgresql+psycopg://…` → `postgresql://…`)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
-        raise ValueError(f"expected a postgresql:// URL, not {scheme or url!r}")
-    return f"postgresql://{rest}"
-
-
-async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
-    set_json_loads(orjson.loads, connection)
-    await connection.execute("SET TIME ZONE 'UTC'")
 
 
 async def open_pool(
     url: str, *, min_size: int = 1, max_size: int = 20, wait_seconds: float = 5.0
-) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
-    """Opens the request pool and waits for its first connection (a failure raises here).
-
-    `wait_seconds` bounds the wait for a free connection, then `PoolTimeout`.
-    """
-    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-        conninfo(url),
+) -> db.Pool:
+    """Opens the request pool without waiting for the server (see `outrigger.db.Pool`):
+    `wait_seconds` bounds the wait for a free connection."""
+    pool = db.Pool(
+        url,
+        application_name=APPLICATION_NAME,
         min_size=min_size,
         max_size=max_size,
-        timeout=wait_seconds,
-        kwargs={"autocommit": True, "application_name": "outrigger-event-store", **KEEPALIVES},
-        configure=_configure,
-        open=False,
-        name="event_store",
+        wait_seconds=wait_seconds,
+        names=QUERY_NAMES,
     )
-    try:
-        await pool.open(wait=True, timeout=wait_seconds)
-    except PoolTimeout as exc:
-        await pool.close()
-        raise DatabaseError(
-            f"cannot connect to PostgreSQL at {_where(url)} within {wait_seconds:g} s; "
-            "check that it runs and that OUTRIGGER_DATABASE_URL is right"
-        ) from exc
+    await pool.open()
     return pool
-
-
-def _where(url: str) -> str:
-    return url.rpartition("@")[2] if "@" in url else url.partition("://")[2]
 
 
 def pool_sizes(settings: Settings) -> dict[str, Any]:
@@ -83,12 +56,4 @@ def pool_sizes(settings: Settings) -> dict[str, Any]:
 
 async def connect(url: str, application_name: str) -> psycopg.AsyncConnection[Any]:
     """A dedicated autocommit connection (sequencer leadership, LISTEN)."""
-    connection = await psycopg.AsyncConnection.connect(
-        conninfo(url), autocommit=True, application_name=application_name, **KEEPALIVES
-    )
-    try:
-        await _configure(connection)
-    except BaseException:  # cancelled by a quick shutdown, too: never leave it open
-        await connection.close()
-        raise
-    return connection
+    return await db.connect(url, application_name, names=QUERY_NAMES)

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 import psycopg
-from psycopg_pool import PoolTimeout
 
-from outrigger.errors import ConnectionPoolError, DatabaseError, InvalidInput
+from outrigger import db
+from outrigger.db.postgres import reason
+from outrigger.errors import InvalidInput
 from services.event_store.domain import event_id_conflict, tombstoned, version_conflict
 
 if TYPE_CHECKING:
@@ -22,24 +23,19 @@ if TYPE_CHECKING:
 
     from services.event_store.domain import ExpectedVersion
 
+__all__ = ["append_error", "reason", "stored_event_id", "translated"]
+
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Pool and connection failures as `ConnectionPoolError` / `DatabaseError`, with the reason."""
+    """The kit's mapping (`outrigger.db.translated`), and text PostgreSQL cannot store as a 422."""
     try:
-        yield
-    except PoolTimeout as exc:
-        raise ConnectionPoolError(f"no database connection free in time: {exc}") from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise DatabaseError(f"database unavailable: {reason(exc)}") from exc
+        with db.translated():
+            yield
     except psycopg.errors.CharacterNotInRepertoire as exc:
         raise InvalidInput(f"text that cannot be stored: {reason(exc)}") from None
     except psycopg.errors.UntranslatableCharacter as exc:
         raise InvalidInput(f"text that cannot be stored: {reason(exc)}") from None
-
-
-def reason(exc: psycopg.Error) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def append_error(exc: psycopg.Error, stream_id: str, expected: ExpectedVersion) -> Exception:

@@ -1,4 +1,5 @@
-"""The bus contract on RabbitMQ, plus the broker going away and coming back."""
+"""The bus contract on RabbitMQ, plus the broker going away and coming back (a private node,
+which the test stops and starts)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import logging
 import subprocess
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
@@ -19,8 +20,11 @@ from opentelemetry.trace import StatusCode
 from outrigger.bus import MessageBus
 from outrigger.bus.rabbitmq import RabbitMQBus
 from outrigger.errors import MessagingError
+from outrigger.testing import unique
 from tests.kit.bus.contract import BusContract, Inbox, Names, event, eventually, metric
-from tests.servers import start_rabbitmq, stop_rabbitmq
+
+if TYPE_CHECKING:
+    from outrigger.testing.servers import PrivateRabbitMQ
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -161,38 +165,6 @@ class TestRabbitMQBus(BusContract):
         assert time.monotonic() - started < 3
         await bus.close()
 
-    @pytest.mark.disruptive
-    async def test_the_same_bus_recovers_after_a_broker_restart(
-        self, new_bus: Any, names: Names
-    ) -> None:
-        exchange, queue = names.exchange(), names.queue()
-        bus = await new_bus(timeout_seconds=3.0)
-        inbox = Inbox()
-        await bus.subscribe(queue, [(exchange, "#")], inbox)
-        await bus.publish(exchange, "before", event())
-        await inbox.wait(1)
-        try:
-            await asyncio.to_thread(stop_rabbitmq)
-            with pytest.raises(MessagingError):
-                await bus.check()
-            with pytest.raises(MessagingError):
-                await bus.publish(exchange, "during", event())
-            with pytest.raises(MessagingError):
-                await bus.publish_many(exchange, [("during", event()) for _ in range(300)])
-        finally:
-            await asyncio.to_thread(start_rabbitmq)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                await bus.check()
-                break
-            except MessagingError:
-                assert time.monotonic() < deadline, "the bus did not reconnect within 60s"
-                await asyncio.sleep(0.2)
-        await bus.publish(exchange, "after", after := event())
-        await inbox.wait(2, within=30)
-        assert after.id in inbox.ids
-
     async def test_publish_many_frames_large_bodies_beside_single_publishes(
         self, bus: MessageBus, names: Names
     ) -> None:
@@ -332,3 +304,39 @@ class TestRabbitMQBus(BusContract):
 
 def reconnected(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.getMessage().startswith("reconnected to RabbitMQ")]
+
+
+async def test_the_same_bus_recovers_after_a_broker_restart(
+    rabbitmq_server: PrivateRabbitMQ,
+) -> None:
+    exchange, queue = unique("tests.bus.x"), unique("tests.bus.q")
+    bus = RabbitMQBus(
+        rabbitmq_server.url, source="tests/bus", timeout_seconds=3.0, reconnect_interval_seconds=0.5
+    )
+    await bus.start()
+    try:
+        inbox = Inbox()
+        await bus.subscribe(queue, [(exchange, "#")], inbox)
+        await bus.publish(exchange, "before", event())
+        await inbox.wait(1)
+        await asyncio.to_thread(rabbitmq_server.stop)
+        with pytest.raises(MessagingError):
+            await bus.check()
+        with pytest.raises(MessagingError):
+            await bus.publish(exchange, "during", event())
+        with pytest.raises(MessagingError):
+            await bus.publish_many(exchange, [("during", event()) for _ in range(300)])
+        await asyncio.to_thread(rabbitmq_server.start)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await bus.check()
+                break
+            except MessagingError:
+                assert time.monotonic() < deadline, "the bus did not reconnect within 60s"
+                await asyncio.sleep(0.2)
+        await bus.publish(exchange, "after", after := event())
+        await inbox.wait(2, within=30)
+        assert after.id in inbox.ids
+    finally:
+        await bus.close()

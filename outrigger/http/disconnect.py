@@ -1,0 +1,112 @@
+"""A request whose client went away stops: its handler is cancelled, and with it the query it
+waits on (psycopg cancels a statement on the server when its task is cancelled, and the pool
+gets the connection back clean).
+
+Without this, a handler blocked on a lock keeps its pooled connection until the lock is freed,
+long after its client gave up, while every other request waits for a connection. Only requests
+still without a response are watched, and only once they have run for `WATCH_AFTER_SECONDS`:
+quick requests cost a timer, streaming responses (SSE) watch their clients themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+WATCH_AFTER_SECONDS = 0.25
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for it: the access log and metrics show it as such
+
+
+class CancelOnDisconnect:
+    """Pure ASGI middleware: cancels the request's task when its client disconnects before the
+    response started, and answers 499 (which nobody receives) for the log and the metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = _Request(receive, _has_body(scope))
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, request.watch)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                timer.cancel()
+                request.responding()
+            await send(message)
+
+        try:
+            await self.app(scope, request.receive, send_wrapper)
+        except asyncio.CancelledError:
+            if not request.client_gone or request.task.uncancel() > 0:
+                raise  # cancelled by someone else too (a shutdown): theirs to handle
+            await send({"type": "http.response.start", "status": CLIENT_CLOSED_REQUEST})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            if request.client_gone:  # the app finished anyway: take our cancellation back
+                request.task.uncancel()
+        finally:
+            timer.cancel()
+            request.responding()
+
+
+class _Request:
+    """The request's `receive`, and a watcher that waits for `http.disconnect` once the app has
+    read the body (so that it never takes a body message the app wants)."""
+
+    def __init__(self, receive: Receive, has_body: bool) -> None:
+        task = asyncio.current_task()
+        assert task is not None, "ASGI apps run in a task of the server's"
+        self.task = task
+        self.client_gone = False
+        self._receive = receive
+        self._body_read = asyncio.Event()
+        if not has_body:
+            self._body_read.set()
+        self._pending: deque[Message] = deque()
+        self._watcher: asyncio.Task[None] | None = None
+        self._done = False
+
+    async def receive(self) -> Message:
+        if self._pending:
+            return self._pending.popleft()
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            self._body_read.set()
+        return message
+
+    def watch(self) -> None:
+        """Called once the request has run a while: starts waiting for the client to leave."""
+        if not self._done and self._watcher is None:
+            self._watcher = asyncio.create_task(self._wait_for_disconnect())
+
+    def responding(self) -> None:
+        """The response has started (or the request ended): the app's own business from now."""
+        self._done = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    async def _wait_for_disconnect(self) -> None:
+        await self._body_read.wait()
+        while True:
+            message = await self._receive()
+            self._pending.append(message)  # the (empty) body of a body-less request, if unread
+            if message["type"] == "http.disconnect":
+                break
+        if not self._done:
+            self.client_gone = True
+            self.task.cancel()
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
