@@ -13,7 +13,7 @@ Run as root, PostgreSQL and RabbitMQ run as their own system users, as they requ
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from outrigger.testing.servers.postgres import PrivatePostgres
 from outrigger.testing.servers.rabbitmq import PrivateRabbitMQ
@@ -32,9 +32,16 @@ __all__ = [
 ]
 
 
+class _Server(Protocol):
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
+def _running(server: S) -> Iterator[S]:
     try:
         server.start()
         yield server
@@ -42,21 +49,15 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         server.close()
 
 
-@contextlib.contextmanager
-def private_redis(*, appendonly: bool = False) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(appendonly=appendonly)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+def private_postgres() -> contextlib.AbstractContextManager[PrivatePostgres]:
+    return _running(PrivatePostgres())
 
 
-@contextlib.contextmanager
-def private_rabbitmq(*, prometheus: bool = False) -> Iterator[PrivateRabbitMQ]:
-    server = PrivateRabbitMQ(prometheus=prometheus)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+def private_redis(*, appendonly: bool = False) -> contextlib.AbstractContextManager[PrivateRedis]:
+    return _running(PrivateRedis(appendonly=appendonly))
+
+
+def private_rabbitmq(
+    *, prometheus: bool = False
+) -> contextlib.AbstractContextManager[PrivateRabbitMQ]:
+    return _running(PrivateRabbitMQ(prometheus=prometheus))
