@@ -21,6 +21,7 @@ log paged with `GET /v1/log?limit=1000`, and a Server-Sent Events subscription f
 to the head. Prints every run, then medians with the worst round's p99, and the ratio the issue
 sets (>= 0.8x minimal at 8 and 32 clients). Bounded: at most 5 rounds of at most 30 s per cell.
 Removes what it made: the database, the exchange, the logs (`--keep-logs` keeps them).
+`--relay-process` measures the variant where the relay runs as a process of its own.
 
     .venv/bin/python bench/event_store_http.py                  # 3 rounds x 5 s
     .venv/bin/python bench/event_store_http.py --rounds 5 --duration 10
@@ -186,9 +187,13 @@ def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
     outrigger = str(Path(PYTHON).parent / "outrigger")
     results: dict[str, list[Figures]] = {}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(
-            process([outrigger, "serve", "event-store"], env, workdir / "event-store.log")
-        )
+        serve = [outrigger, "serve", "event-store"]
+        if args.relay_process:  # the variant: the relay (and sequencer) in a process of its own
+            relay_env = {**env, "OUTRIGGER_PORT": str(free_port())}
+            relay_env["OUTRIGGER_EVENT_STORE_API_ENABLED"] = "false"
+            stack.enter_context(process(serve, relay_env, workdir / "relay.log"))
+            env["OUTRIGGER_EVENT_STORE_RELAY_ENABLED"] = "false"
+        stack.enter_context(process(serve, env, workdir / "event-store.log"))
         minimal = [PYTHON, __file__, "--serve-minimal", str(ports["minimal"]), "--url", url]
         stack.enter_context(process(minimal, log=workdir / "minimal.log"))
         for port in ports.values():
@@ -217,7 +222,8 @@ def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
                         print(line(cell, figures, "appends/s"))
         count, paged, streamed = catch_up(f"http://127.0.0.1:{ports['event-store']}", token)
     delete_exchange(args.amqp_url, env["OUTRIGGER_EVENT_STORE_RELAY_EXCHANGE"])
-    report(results, count, paged, streamed)
+    variant = "relay in its own process" if args.relay_process else "as shipped"
+    report(results, count, paged, streamed, variant)
 
 
 def delete_exchange(amqp_url: str, name: str) -> None:
@@ -229,9 +235,11 @@ def delete_exchange(amqp_url: str, name: str) -> None:
     asyncio.run(delete())
 
 
-def report(results: dict[str, list[Figures]], count: int, paged: float, streamed: float) -> None:
+def report(
+    results: dict[str, list[Figures]], count: int, paged: float, streamed: float, variant: str
+) -> None:
     medians = {cell: median(runs) for cell, runs in results.items()}
-    print("\nmedians (events/s = appends/s x events per append)")
+    print(f"\nevent-store {variant}: medians (events/s = appends/s x events per append)")
     print("| events/append | clients | event-store appends/s | p50 ms | p99 ms (worst) | events/s "
           "| minimal appends/s | p50 ms | p99 ms (worst) | ratio |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -264,6 +272,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, choices=range(1, 31))
     add_server_options(parser, amqp=True)
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    parser.add_argument(
+        "--relay-process",
+        action="store_true",
+        help="the variant: the relay in a process of its own (OUTRIGGER_EVENT_STORE_API_ENABLED"
+        "=false), the API with OUTRIGGER_EVENT_STORE_RELAY_ENABLED=false",
+    )
     parser.add_argument("--serve-minimal", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_minimal:
