@@ -11,8 +11,8 @@ from outrigger.errors import CacheError
 from outrigger.testing import unique
 from services.cache.adapters.redis import RedisCacheStore
 from services.cache.adapters.redis_pipeline import PipelinedConnection, ReplyError, encode, parse
-from services.cache.domain import CacheLimits, Write
 from tests.cache.http_support import forget
+from tests.cache.support import write
 
 REPLY = b"*3\r\n*2\r\n$5\r\nhello\r\n:42\r\n$-1\r\n+OK\r\n"
 
@@ -34,13 +34,11 @@ def test_commands_are_resp_arrays_of_bulk_strings() -> None:
 @pytest.mark.redis
 async def test_concurrent_reads_each_get_their_own_entry_even_a_large_one(redis_url: str) -> None:
     prefix, ns = unique("oc-pipe"), unique("ns")
-    store = RedisCacheStore(
-        redis_url, CacheLimits(max_value_bytes=2 * 1024 * 1024), key_prefix=prefix
-    )
+    store = RedisCacheStore(redis_url, key_prefix=prefix)
     try:
         big = bytes(range(256)) * 4096  # 1 MiB: arrives in many chunks
-        await store.put(ns, Write("big", big))
-        await store.mset(ns, [Write(f"k{i}", f"value {i}".encode()) for i in range(200)])
+        await store.put(ns, write("big", big))
+        await store.mset(ns, [write(f"k{i}", f"value {i}".encode()) for i in range(200)])
         keys = ["big", *(f"k{i}" for i in range(200)), "missing"]
         found = await asyncio.gather(*(store.get(ns, key) for key in keys))
         assert found[0] is not None

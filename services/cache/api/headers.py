@@ -6,7 +6,6 @@ An ETag is the entry's version in double quotes. `If-None-Match` uses the weak c
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from outrigger.errors import InvalidInput
@@ -62,17 +61,8 @@ def write_condition(if_match_header: str | None, if_none_match: str | None) -> W
     return if_match(tag.strip('"'))
 
 
-def milliseconds(name: str, seconds: float | None) -> int | None:
-    """Seconds as given in a query or body (fractions allowed) in whole milliseconds."""
-    if seconds is None:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidInput(f"{name} must be a finite number of seconds, not {seconds}")
-    return round(seconds * 1000)
-
-
 def tag_set(tags: str | None) -> frozenset[str]:
-    """The tags of a `tags=a,b` query value; blank entries are ignored."""
+    """The tags of a `tags=a,b` query value; spaces around them and blank entries are ignored."""
     if not tags:
         return frozenset()
     return frozenset(tag.strip() for tag in tags.split(",") if tag.strip())
