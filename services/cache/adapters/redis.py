@@ -3,9 +3,10 @@
 
 Reads run a script too, so an entry and its remaining TTL come from one snapshot. The exceptions:
 `invalidate_prefix` walks the keyspace with SCAN, `invalidate_tags(None, …)` runs the script once
-per namespace. Single-key operations (get, put, delete, fill leases) travel over one pipelined
-connection, batches and scans over the pool (`redis_connection`); the store's `RedisLocks` share
-the same connection. Every Redis failure is a `CacheError` (503) naming the server.
+per namespace. Single-key operations (get, put, delete, fill leases) are pipelined together per
+event-loop turn, batches and scans run on a pooled connection each (`redis_connection`); the
+store's `RedisLocks` share the same pool. Every Redis failure is a `CacheError` (503) naming the
+server.
 """
 
 from __future__ import annotations
