@@ -17,7 +17,8 @@ from outrigger.http import create_app, dependency
 from outrigger.settings import load_settings
 from outrigger.tasks import Periodic
 from services.cache.adapters import build_stores
-from services.cache.api import ROUTERS, ROUTES, document_problems
+from services.cache.api import ROUTERS, ROUTES
+from services.cache.api.openapi import document_ttl_limits
 from services.cache.consumers import QUEUE, subscribe_invalidations
 from services.cache.domain import MAX_BATCH_KEYS
 from services.cache.metrics import CacheMetrics, StoreWatch
@@ -82,5 +83,5 @@ def build_app(settings: CacheSettings | None = None, *, invalidation_queue: str 
 
     app = create_app("cache", settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION)
     app.router.routes[0:0] = ROUTES  # matched before any router (see `api.ROUTES`)
-    document_problems(app)
+    document_ttl_limits(app, settings.limits())
     return app

@@ -12,9 +12,9 @@ Expirations and evictions only the backend sees: `StoreWatch` polls `store.stats
 what grew since the last poll (a backend restart resets its counts: then all of it is new).
 
 Namespaces are labels, and any caller with `cache:read` can name one, so their number is
-bounded: the namespaces of `OUTRIGGER_CACHE_METRIC_NAMESPACES` when it is set, else the first
-`OUTRIGGER_CACHE_METRIC_NAMESPACE_LIMIT` namespaces this process counts; every other namespace
-is counted under `namespace="other"` (as is a namespace named `other`).
+bounded (`outrigger.telemetry.BoundedLabel`): the namespaces of `OUTRIGGER_CACHE_METRIC_NAMESPACES`
+and the first `OUTRIGGER_CACHE_METRIC_NAMESPACE_LIMIT` others this process counts have labels of
+their own; every later one is counted under `namespace="other"` (as is a namespace named so).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Gauge, Histogram
 
 from outrigger.errors import OutriggerError
+from outrigger.telemetry import BoundedLabel
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("outrigger.cache")
 
-OTHER = "other"
 HITS = Counter(
     "outrigger_cache_hits_total", "Keys looked up (GET, mget) and found fresh.", ["namespace"]
 )
@@ -123,20 +123,17 @@ class CacheMetrics:
     """The domain metrics of one running cache, with namespace labels bounded (module doc)."""
 
     def __init__(self, namespaces: Collection[str] = (), limit: int = 100) -> None:
-        self._allowed = frozenset(namespaces) - {OTHER}
-        self._limit = len(self._allowed) if self._allowed else limit
-        self._other = _Namespace.of(OTHER)
+        self._label = BoundedLabel(limit, namespaces)
+        self._other = _Namespace.of(self._label.other)
         self._labelled: dict[str, _Namespace] = {}
 
     def _namespace(self, namespace: str) -> _Namespace:
         counts = self._labelled.get(namespace)
-        if counts is not None:
-            return counts
-        if len(self._labelled) >= self._limit or namespace == OTHER:
-            return self._other
-        if self._allowed and namespace not in self._allowed:
-            return self._other
-        counts = self._labelled[namespace] = _Namespace.of(namespace)
+        if counts is None:
+            label = self._label(namespace)
+            if label == self._other.label:
+                return self._other  # not remembered: callers may name any number of these
+            counts = self._labelled[namespace] = _Namespace.of(label)
         return counts
 
     def label(self, namespace: str) -> str:

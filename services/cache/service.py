@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from outrigger.errors import Conflict, InvalidInput
+from outrigger.errors import Conflict
 from services.cache.domain import (
     UNCONDITIONAL,
     check_delete_condition,
@@ -24,6 +24,7 @@ from services.cache.domain import (
     check_prefix,
     check_resource,
     invalidation_tags,
+    precondition_failed,
     valid_tag,
 )
 
@@ -98,14 +99,17 @@ class CacheService:
         fill_lease: str | None = None,
     ) -> Entry:
         """Stores `write` if `condition` holds; with `fill_lease`, fills the key that lease
-        guards (unconditionally)."""
-        if fill_lease is not None and condition != UNCONDITIONAL:
-            raise InvalidInput(
-                "a fill (Fill-Lease) is unconditional: drop If-Match / If-None-Match"
-            )
+        guards. A fill lease exists only while its key has no fresh entry, so with a fill
+        `if_none_match_any` always holds and `if_match` never does (412)."""
         write = self.limits.prepare(namespace, write)
+        if condition.contradictory:
+            current = await self.store.get(namespace, write.key)
+            version = None if current is None else current.version
+            raise precondition_failed(namespace, write.key, condition, version)
         if fill_lease is None:
             return await self.store.put(namespace, write, condition)
+        if condition.if_match is not None:
+            raise precondition_failed(namespace, write.key, condition, None)
         return await self.store.fill(namespace, write, fill_lease)
 
     async def delete(

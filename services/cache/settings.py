@@ -9,8 +9,9 @@ A namespace not listed there uses `OUTRIGGER_CACHE_DEFAULT_TTL_SECONDS` and
 `OUTRIGGER_CACHE_MAX_TTL_SECONDS`; no TTL is above a year.
 
 Namespaces are metric labels, so their number is bounded (see `services.cache.metrics`):
-`OUTRIGGER_CACHE_METRIC_NAMESPACES=users,orders` names the ones counted on their own, else the
-first `OUTRIGGER_CACHE_METRIC_NAMESPACE_LIMIT` (100) are; all others are counted as `other`.
+`OUTRIGGER_CACHE_METRIC_NAMESPACES=users,orders` always get labels of their own, and so do the
+first `OUTRIGGER_CACHE_METRIC_NAMESPACE_LIMIT` (100) others seen (0: none); the rest are counted
+as `other`.
 """
 
 from __future__ import annotations

@@ -98,6 +98,17 @@ class TestEntries(CacheApi):
         assert again.json()["current_version"] == created.json()["version"]
         assert (await service.http.get(entry(ns, "k"))).content == b"first"
 
+    async def test_if_match_with_if_none_match_star_never_holds(
+        self, service: Service, ns: str
+    ) -> None:
+        version = (await service.http.put(entry(ns, "k"), content=b"v1")).json()["version"]
+        both = {"If-Match": f'"{version}"', "If-None-Match": "*"}
+        refused = await service.http.put(entry(ns, "k"), content=b"v2", headers=both)
+        assert refused.status_code == 412
+        assert refused.json()["current_version"] == version
+        assert "never hold together" in refused.json()["detail"]
+        assert (await service.http.get(entry(ns, "k"))).content == b"v1"
+
     async def test_delete_removes_once_is_conditional_and_is_audited(
         self, service: Service, ns: str
     ) -> None:

@@ -8,9 +8,10 @@ from contextlib import AbstractAsyncContextManager
 
 from prometheus_client import REGISTRY
 
+from outrigger.telemetry.labels import OTHER
 from outrigger.testing import unique
 from services.cache.domain import StoreStats
-from services.cache.metrics import OTHER, CacheMetrics, StatsFollower
+from services.cache.metrics import CacheMetrics, StatsFollower
 from tests.cache.http_support import CacheApi, Service
 
 
@@ -29,9 +30,9 @@ def test_the_first_namespaces_get_their_own_label_and_the_rest_are_other() -> No
     assert metrics.label(third) == OTHER
 
 
-def test_a_configured_set_names_the_only_namespaces_counted_on_their_own() -> None:
+def test_with_no_room_left_only_the_configured_namespaces_have_labels() -> None:
     kept = unique("kept")
-    metrics = CacheMetrics([kept, OTHER], limit=100)
+    metrics = CacheMetrics([kept], limit=0)
     other_before = hits(OTHER)
     stranger = unique("stranger")
     metrics.looked_up(stranger, 3, 0)
@@ -60,7 +61,9 @@ class TestNamespaceLabels(CacheApi):
         self, make_service: Callable[..., AbstractAsyncContextManager[Service]]
     ) -> None:
         kept, stranger = unique("kept"), unique("stranger")
-        async with make_service(cache_metric_namespaces=f" {kept}, users ") as service:
+        async with make_service(
+            cache_metric_namespaces=f" {kept}, users ", cache_metric_namespace_limit=0
+        ) as service:
             for namespace in (kept, stranger):
                 await service.http.get(f"/v1/cache/{namespace}/k")
             exposed = (await service.http.get("/metrics")).text

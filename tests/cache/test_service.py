@@ -13,7 +13,7 @@ import pytest
 
 from outrigger.audit_trail import AuditTrail
 from outrigger.bus import CloudEvent, connect_bus
-from outrigger.errors import InvalidInput, TooLarge
+from outrigger.errors import InvalidInput, PreconditionFailed, TooLarge
 from outrigger.testing import AuditInbox, audit_inbox, unique
 from services.cache.adapters.memory import MemoryCacheStore
 from services.cache.adapters.memory_locks import MemoryLocks
@@ -23,6 +23,7 @@ from services.cache.domain import (
     CacheLimits,
     TtlPolicy,
     Write,
+    if_match,
 )
 from services.cache.metrics import CacheMetrics
 from services.cache.service import CacheService, LockService
@@ -140,11 +141,18 @@ async def test_batches_are_bounded_distinct_and_all_or_nothing(
     assert store._entries == {}
 
 
+async def test_a_fill_is_a_write_to_a_key_with_no_fresh_entry(cache: CacheService, ns: str) -> None:
+    lease = (await cache.read_or_lease(ns, "k", lease_ms=1000, wait_ms=0)).lease
+    assert lease is not None
+    with pytest.raises(PreconditionFailed, match="has no fresh entry"):
+        await cache.write(ns, Write("k", b"v"), if_match("v1"), fill_lease=lease.token)
+    filled = await cache.write(ns, Write("k", b"v"), IF_NONE_MATCH_ANY, fill_lease=lease.token)
+    assert filled.value == b"v"
+
+
 async def test_conditions_that_make_no_sense_are_refused(
     cache: CacheService, store: MemoryCacheStore, ns: str
 ) -> None:
-    with pytest.raises(InvalidInput, match="a fill \\(Fill-Lease\\) is unconditional"):
-        await cache.write(ns, Write("k", b"v"), IF_NONE_MATCH_ANY, fill_lease="token")
     await cache.write(ns, Write("k", b"v"))
     with pytest.raises(InvalidInput, match="takes If-Match, not If-None-Match"):
         await cache.delete(ns, "k", IF_NONE_MATCH_ANY, actor="tester")

@@ -5,9 +5,8 @@ router's dispatch would cost more than the read itself (see `routing.RequestRout
 """
 
 from services.cache.api import batches, entries, locks
-from services.cache.api.problems import document_problems
 
 ROUTERS = (entries.router, batches.router, locks.router)
 ROUTES = (entries.READ,)
 
-__all__ = ["ROUTERS", "ROUTES", "document_problems"]
+__all__ = ["ROUTERS", "ROUTES"]

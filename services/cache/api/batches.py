@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from outrigger.auth import Principal, Scopes, require_scope
+from outrigger.http import ServiceRoute
 from services.cache.api.context import Entries  # noqa: TC001 (FastAPI resolves it at runtime)
-from services.cache.api.problems import problems
-from services.cache.api.routing import AuthenticatedRoute
 from services.cache.api.schemas import (
     NAMESPACE_SCHEMA,
     FoundEntry,
@@ -25,14 +24,13 @@ from services.cache.api.schemas import (
 )
 from services.cache.domain import Write
 
-router = APIRouter(prefix="/v1/cache", tags=["batches"], route_class=AuthenticatedRoute)
+router = APIRouter(prefix="/v1/cache", tags=["batches"], route_class=ServiceRoute)
 Namespace = Annotated[str, Path(json_schema_extra=NAMESPACE_SCHEMA)]
 
 
 @router.post(
     "/{namespace}:mget",
     dependencies=[require_scope(Scopes.CACHE_READ)],
-    responses=problems(400, 401, 403, 413, 422, 503),
 )
 async def read_many(namespace: Namespace, batch: MgetRequest, cache: Entries) -> MgetResponse:
     """The fresh entries of 1-1,000 distinct keys, in the order asked; `found: false` on a miss."""
@@ -48,7 +46,6 @@ async def read_many(namespace: Namespace, batch: MgetRequest, cache: Entries) ->
 @router.post(
     "/{namespace}:mset",
     dependencies=[require_scope(Scopes.CACHE_WRITE)],
-    responses=problems(400, 401, 403, 413, 422, 503),
 )
 async def write_many(namespace: Namespace, batch: MsetRequest, cache: Entries) -> MsetResponse:
     """Stores 1-1,000 entries, all or nothing: one bad entry refuses the whole batch."""
@@ -67,7 +64,7 @@ async def write_many(namespace: Namespace, batch: MsetRequest, cache: Entries) -
     return MsetResponse(entries=[StoredEntry.of(entry) for entry in stored])
 
 
-@router.post("/{namespace}:invalidate", responses=problems(400, 401, 403, 413, 422, 503))
+@router.post("/{namespace}:invalidate")
 async def invalidate(
     namespace: Namespace,
     criterion: InvalidateRequest,

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from outrigger.auth import BEARER, Principal, Scopes, require_scope
+from outrigger.auth import Principal, Scopes, require_scope
 from outrigger.errors import NotFound, TooLarge
+from outrigger.http import ServiceRoute, problem_responses
 from services.cache.api.context import Entries  # noqa: TC001 (FastAPI reads it at runtime)
 from services.cache.api.headers import (
     FILL_LEASE,
@@ -20,13 +21,7 @@ from services.cache.api.headers import (
     tag_set,
     write_condition,
 )
-from services.cache.api.problems import problem, problems
-from services.cache.api.routing import (
-    AuthenticatedRoute,
-    RequestRoute,
-    parameter,
-    query_parameters,
-)
+from services.cache.api.routing import RequestRoute, parameter, query_parameters
 from services.cache.api.schemas import (
     CONTENT_TYPE_SCHEMA,
     NAMESPACE_SCHEMA,
@@ -36,7 +31,6 @@ from services.cache.api.schemas import (
     TAG_LIST_PATTERN,
     TTL,
     MaybeSeconds,
-    Miss,
     ReadOptions,
     StoredEntry,
     Window,
@@ -50,8 +44,7 @@ if TYPE_CHECKING:
 PREFIX = "/v1/cache"
 ENTRY = "/{namespace}/{key:path}"
 KEY = "1-512 characters without line feeds; may hold `/` (percent-encode the others)"
-router = APIRouter(prefix=PREFIX, tags=["entries"], route_class=AuthenticatedRoute)
-can_read = require_scope(Scopes.CACHE_READ).dependency
+router = APIRouter(prefix=PREFIX, tags=["entries"], route_class=ServiceRoute)
 Namespace = Annotated[str, Path(json_schema_extra=NAMESPACE_SCHEMA)]
 Key = Annotated[str, Path(description=KEY, json_schema_extra=PATH_KEY_SCHEMA)]
 ETAG = {"description": "the entry's version, quoted", "schema": {"type": "string"}}
@@ -59,7 +52,6 @@ ETAG = {"description": "the entry's version, quoted", "schema": {"type": "string
 
 async def read_entry(request: Request) -> Response:
     """The stored bytes with their Content-Type, ETag and Cache-Control; 404 on a miss."""
-    await can_read(request, None)
     cache: CacheService = request.app.state.cache
     namespace, key = request.path_params["namespace"], request.path_params["key"]
     if_none_match = request.headers.get("if-none-match")
@@ -79,6 +71,7 @@ READ = RequestRoute(
     PREFIX + ENTRY,
     read_entry,
     methods=["GET"],
+    scopes=[Scopes.CACHE_READ],
     name="read_entry",
     tags=["entries"],
     summary="Read Entry",
@@ -96,14 +89,14 @@ READ = RequestRoute(
             },
         },
         304: {"description": "If-None-Match names the current version.", "headers": {"ETag": ETAG}},
-        404: {
-            "model": Miss,
-            "description": "A miss. With fill=lease: `lease` (fill it) or `retry_after_ms` (wait).",
-        },
-        **problems(401, 403, 422, 503),
+        **problem_responses(
+            {
+                404: "A miss. With fill=lease the problem carries `lease` ({token, ttl_ms}: fill "
+                "the key) or `retry_after_ms` (another caller is filling it; also Retry-After)."
+            }
+        ),
     },
     openapi_extra={
-        "security": [{BEARER.scheme_name: [Scopes.CACHE_READ]}],
         "parameters": [
             parameter("namespace", "path", {"type": "string", **NAMESPACE_SCHEMA}),
             parameter("key", "path", {"type": "string", **PATH_KEY_SCHEMA}, KEY),
@@ -124,8 +117,12 @@ READ = RequestRoute(
     dependencies=[require_scope(Scopes.CACHE_WRITE)],
     responses={
         200: {"description": "Stored.", "headers": {"ETag": ETAG}},
-        **problems(401, 403, 412, 413, 422, 503),
-        409: problem("Fill-Lease: the lease is gone; nothing was stored."),
+        **problem_responses(
+            {
+                409: "Fill-Lease: the lease is gone; nothing was stored.",
+                412: "If-Match / If-None-Match did not hold (`current_version`).",
+            }
+        ),
     },
     openapi_extra={
         "requestBody": {
@@ -184,7 +181,9 @@ async def write_entry(
 @router.delete(
     ENTRY,
     status_code=204,
-    responses={**problems(401, 403, 412, 422, 503), 404: problem("There was no entry.")},
+    responses=problem_responses(
+        {404: "There was no entry.", 412: "If-Match did not hold (`current_version`)."}
+    ),
 )
 async def delete_entry(
     namespace: Namespace,

@@ -11,9 +11,8 @@ from fastapi import APIRouter, Header, Path, Response
 
 from outrigger.auth import Principal, Scopes, require_scope
 from outrigger.errors import Conflict
+from outrigger.http import ServiceRoute, problem_responses
 from services.cache.api.context import Locks  # noqa: TC001 (FastAPI resolves it at runtime)
-from services.cache.api.problems import problem, problems
-from services.cache.api.routing import AuthenticatedRoute
 from services.cache.api.schemas import (
     RESOURCE_SCHEMA,
     AcquireLock,
@@ -26,14 +25,13 @@ router = APIRouter(
     prefix="/v1/locks",
     tags=["locks"],
     dependencies=[require_scope(Scopes.LOCKS_WRITE)],
-    route_class=AuthenticatedRoute,
+    route_class=ServiceRoute,
 )
 Resource = Annotated[str, Path(json_schema_extra=RESOURCE_SCHEMA)]
-NOT_HOLDER = "Not (or no longer) the holder: stop the work the lock guards."
-WITH_BODY = problems(400, 401, 403, 413, 422, 503)
+NOT_HOLDER = problem_responses({409: "Not (or no longer) the holder: stop the work it guards."})
 
 
-@router.post("/{resource}:renew", responses={**WITH_BODY, 409: problem(NOT_HOLDER)})
+@router.post("/{resource}:renew", responses=NOT_HOLDER)
 async def renew_lock(resource: Resource, renewal: RenewLock, locks: Locks) -> HeldLock:
     """Extends the holder's lease to `ttl_ms` from now, keeping its fence. 409: the lease was
     lost, so stop the work the lock guards."""
@@ -43,7 +41,7 @@ async def renew_lock(resource: Resource, renewal: RenewLock, locks: Locks) -> He
 @router.post(
     "/{resource}:validate",
     status_code=204,
-    responses={**WITH_BODY, 409: problem("A later fence was issued: refuse the write.")},
+    responses=problem_responses({409: "A later fence was issued: refuse the write."}),
 )
 async def validate_fence(resource: Resource, check: CheckFence, locks: Locks) -> Response:
     """204 if no later fence was issued for the resource; 409 if one was (refuse the write)."""
@@ -53,7 +51,7 @@ async def validate_fence(resource: Resource, check: CheckFence, locks: Locks) ->
 
 @router.post(
     "/{resource}",
-    responses={**WITH_BODY, 409: problem("Held by another holder (`retry_after_ms`).")},
+    responses=problem_responses({409: "Held by another holder (`retry_after_ms`)."}),
 )
 async def acquire_lock(
     resource: Resource,
@@ -75,7 +73,7 @@ async def acquire_lock(
 @router.delete(
     "/{resource}",
     status_code=204,
-    responses={**problems(401, 403, 422, 503), 409: problem(NOT_HOLDER)},
+    responses=NOT_HOLDER,
 )
 async def release_lock(
     resource: Resource,

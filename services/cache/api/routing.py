@@ -1,7 +1,6 @@
-"""The cache's two route classes, authentication before anything else and the lean hot path,
-and the OpenAPI parameters a lean route declares.
+"""The cache's hot-path route class, and the OpenAPI parameters such a route declares.
 
-Both are FastAPI routes, so OpenAPI describes them from their own declaration.
+Every other cache route is a kit `ServiceRoute` (scopes checked first, strict JSON bodies).
 """
 
 from __future__ import annotations
@@ -10,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.routing import APIRoute
 
-from outrigger.auth import authenticate
+from outrigger.auth import BEARER, authorize
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable, Collection, Coroutine
 
     from fastapi import Request, Response
     from pydantic import BaseModel
@@ -21,31 +20,29 @@ if TYPE_CHECKING:
     Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-class AuthenticatedRoute(APIRoute):
-    """Checks the bearer token (401) before FastAPI reads the body or any parameter, so an
-    anonymous caller learns nothing about the route and costs no parsing; the scope (403) is
-    the route's `require_scope`, which reuses the verified principal."""
-
-    def get_route_handler(self) -> Handler:
-        handle = super().get_route_handler()
-
-        async def authenticated(request: Request) -> Response:
-            authenticate(request)
-            return await handle(request)
-
-        return authenticated
-
-
 class RequestRoute(APIRoute):
-    """A hot path: the endpoint takes the `Request`, checks its scope and reads path, query and
-    headers itself, and returns a `Response`; FastAPI calls it with nothing in between (no
+    """A hot path: FastAPI calls the endpoint with the `Request` and nothing else (no
     dependency solving, no parameter parsing: on the cache's GET that machinery cost more than
-    the whole read). Its OpenAPI description comes from `responses` and `openapi_extra` on the
-    same declaration. Served ahead of the routers (`app.py`), it also skips their dispatch.
+    the whole read), after checking `scopes` (401, 403). The endpoint reads path, query and
+    headers itself and returns a `Response`. OpenAPI describes the route from this declaration:
+    `responses`, `openapi_extra` (its parameters) and the scopes, as security. Served ahead of
+    the routers (`app.py`), it also skips their dispatch.
     """
 
-    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
-        super().__init__(path, endpoint, **options)
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        scopes: Collection[str],
+        openapi_extra: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self.scopes = tuple(scopes)
+        security = {"security": [{BEARER.scheme_name: list(self.scopes)}]} if self.scopes else {}
+        super().__init__(
+            path, endpoint, openapi_extra={**security, **(openapi_extra or {})}, **options
+        )
         dependant = self.dependant
         declared = [
             *dependant.path_params,
@@ -63,7 +60,14 @@ class RequestRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         endpoint: Handler = self.endpoint
-        return endpoint
+        scopes = self.scopes
+
+        async def authorized_first(request: Request) -> Response:
+            for scope in scopes:
+                authorize(request, scope)
+            return await endpoint(request)
+
+        return authorized_first
 
 
 def parameter(

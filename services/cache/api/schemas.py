@@ -60,6 +60,7 @@ TAG_LIST_PATTERN = f"^({ONE_TAG}(,{ONE_TAG}){{0,{MAX_TAGS - 1}}})?$"
 PREFIX_SCHEMA = {"type": "string", "maxLength": MAX_KEY_LENGTH, "pattern": r"^[^\n]*$"}
 RESOURCE_SCHEMA = {"pattern": f"^{NOT_A_DOT_SEGMENT}{RESOURCE_PATTERN.pattern}$"}
 CONTENT_TYPE_SCHEMA = {"pattern": f"^{CONTENT_TYPE_PATTERN.pattern}$"}
+BASE64_PATTERN = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 MAX_TTL_SECONDS = MAX_TTL_MS // 1000
 
 Key = Annotated[str, Field(json_schema_extra=KEY_SCHEMA)]
@@ -215,6 +216,19 @@ class MsetItem(Body):
 
 
 class MsetRequest(Body):
+    """With `"encoding": "base64"` every value is base64 (RFC 4648, padded)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"encoding": {"const": "base64"}}, "required": ["encoding"]},
+            "then": {
+                "properties": {
+                    "entries": {"items": {"properties": {"value": {"pattern": BASE64_PATTERN}}}}
+                }
+            },
+        }
+    )
+
     entries: list[MsetItem] = Field(min_length=1, max_length=MAX_BATCH_KEYS)
     encoding: Encoding = "utf-8"
 
@@ -269,23 +283,3 @@ class HeldLock(BaseModel):
     @classmethod
     def of(cls, lock: Lock) -> HeldLock:
         return cls(resource=lock.resource, token=lock.token, fence=lock.fence, ttl_ms=lock.ttl_ms)
-
-
-class FillLeaseGrant(BaseModel):
-    token: str = Field(description="send it back as the Fill-Lease header of the PUT that fills")
-    ttl_ms: int = Field(description="how long the lease is yours")
-
-
-class Miss(BaseModel):
-    """The 404 problem of a miss. With `?fill=lease` it carries `lease` when this caller must
-    fill the key, or `retry_after_ms` when another caller is filling it."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    namespace: str
-    key: str
-    lease: FillLeaseGrant | None = None
-    retry_after_ms: int | None = None

@@ -61,9 +61,9 @@ class CacheStore(Protocol):
         """Stores the write (its TTL resolved) under a new version; returns the entry as stored.
 
         Replaces the value, content type, tags, TTL and stale window. `condition` is checked
-        against the fresh entry in the same atomic step; when it fails nothing changes and
-        `PreconditionFailed` (412) carries `current_version`. A put voids any fill lease on the
-        key (its filler then gets `Conflict`).
+        against the fresh entry in the same atomic step (it is never `contradictory`); when it
+        fails nothing changes and `PreconditionFailed` (412) carries `current_version`. A put
+        voids any fill lease on the key (its filler then gets `Conflict`).
         """
         ...
 
