@@ -58,13 +58,17 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], env: dict[str, str] | None = None, log: Path | None = None
+    args: list[str],
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process with its output to `log` (or nowhere), terminated by PID on exit."""
+    """A child process (in `cwd`, else the repository) with its output to `log` (or nowhere),
+    terminated by PID on exit."""
     with contextlib.ExitStack() as files:
         output = files.enter_context(log.open("wb")) if log else subprocess.DEVNULL
         child = subprocess.Popen(
-            args, env={**os.environ, **(env or {})}, stdout=output, stderr=output, cwd=ROOT
+            args, env={**os.environ, **(env or {})}, stdout=output, stderr=output, cwd=cwd or ROOT
         )
         try:
             yield child

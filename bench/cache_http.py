@@ -1,22 +1,29 @@
-"""GET and PUT over HTTP at 50 connections: the cache service beside its peer and its ceiling.
+"""GET and PUT over HTTP at 50 connections: the cache as shipped, beside its peers and ceiling.
 
-In one run, in interleaved rounds, with the same load tool (`wrk -c 50 -t 2 -d 10s --latency`)
-against every HTTP target, all on the same Redis:
+In one run, in interleaved rounds (every target once per round, after a warm-up run of each;
+the order turns by one every round), with the same load tool (`wrk -c 50 -t 2 -d 10s
+--latency`) against every HTTP target, all on the same Redis:
 
-- `cache`: `outrigger serve cache` (1 uvicorn worker, uvloop + httptools, JWT on every request,
-  JSON access log to /dev/null, bus in memory), GET of a 100-byte entry and PUT of one;
-- `cache+kit`: the same service with the two kit changes the report proposes applied in-process
-  (verified tokens memoized until they expire; no access-log line for 2xx/3xx answers);
-- `minimal`: a bare FastAPI app doing one `redis.asyncio` GET per request (served by this script);
-- `webdis`: the Debian `webdis` (GET /GET/<key>, PUT /SET/<key>), started here on 127.0.0.1:7379
-  and stopped by PID;
+- `cache`: `outrigger serve cache` as shipped, by default settings (1 uvicorn worker, uvloop and
+  httptools, a JWT verified per request, the JSON access log, bus in memory). Only what it
+  cannot run without is set: the Redis URL, a JWT secret, its port and a data directory of its
+  own. GET of a 100-byte entry; PUT of one.
+- `cache, access log off`: the same service with one other setting, `OUTRIGGER_ACCESS_LOG=off`.
+- `cache@DIR` (with `--baseline DIR`): the service of another copy of this repository (say
+  `git archive <commit> | tar -x -C /tmp/cache-<commit>`), served the same way by this
+  virtualenv; named after the directory.
+- `minimal`: a bare FastAPI app doing one `redis.asyncio` GET per request (redis-py, with
+  hiredis as installed), served by this script.
+- `webdis`: the Debian `webdis` (GET /GET/<key>, PUT /SET/<key>), on 127.0.0.1:7379.
 - `redis-benchmark -t set,get -c 50` on the same Redis: the ceiling.
 
-Prints each round, then medians and the ratios the issue asks for (cache GET vs minimal, vs
-Webdis, vs the ceiling). Bounded: at most 5 rounds of at most 30 s per target.
+The services' output goes to /dev/null. Every figure is the median of its rounds; `worst p99` is
+the highest p99 any round had. The script stops what it started (by PID) and removes what it
+created: its Redis keys, the services' data directory, Webdis's configuration and log.
 
-    .venv/bin/python bench/cache_http.py                 # 3 rounds x 10 s
+    .venv/bin/python bench/cache_http.py                          # 3 rounds x 10 s
     .venv/bin/python bench/cache_http.py --rounds 5 --duration 15
+    .venv/bin/python bench/cache_http.py --baseline /tmp/cache-before
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +47,10 @@ from urllib.parse import urlsplit
 from _httpload import Figures, free_port, line, median, process, wait_http, wrk
 
 PYTHON = sys.executable
-NAMESPACE = "bench"
+WEBDIS_PORT = 7379
+WARM_UP_SECONDS = 2
+SHIPPED = "cache"
+LOG_OFF = "cache, access log off"
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,14 @@ class Target:
     token: str | None = None
 
 
-# --- the minimal app and the service with the proposed kit changes, served by this script ---
+@dataclass(frozen=True)
+class Service:
+    """One way of serving the cache: a command, the settings it adds, where it runs."""
+
+    name: str
+    command: list[str]
+    settings: dict[str, str]
+    cwd: Path | None = None
 
 
 def serve_minimal(port: int, redis_url: str) -> None:
@@ -73,48 +91,6 @@ def serve_minimal(port: int, redis_url: str) -> None:
         return Response(await app.state.redis.get(key), media_type="application/octet-stream")
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def serve_cache_with_proposed_kit() -> None:
-    """`outrigger serve cache` with the kit changes named in `CACHE_HTTP_KIT_CHANGES` (`tokens`,
-    `log`) applied in this process only."""
-    import importlib
-    import logging
-    import time as _time
-
-    from outrigger.auth import tokens
-    from outrigger.cli import main
-
-    serve = importlib.import_module("outrigger.telemetry")
-
-    verify = tokens.TokenVerifier.verify
-    verified: dict[tuple[int, str], tuple[object, float]] = {}
-
-    def memoized(self: tokens.TokenVerifier, token: str | None) -> object:
-        found = verified.get((id(self), token or ""))
-        if found is not None and found[1] > _time.time():
-            return found[0]
-        principal = verify(self, token)
-        if len(verified) > 10_000:
-            verified.clear()
-        verified[(id(self), token or "")] = (principal, float(principal.claims["exp"]))
-        return principal
-
-    changes = os.environ.get("CACHE_HTTP_KIT_CHANGES", "tokens,log").split(",")
-    if "tokens" in changes:
-        tokens.TokenVerifier.verify = memoized
-    configure = serve.configure_logging
-
-    def quiet_successes(service: str, level: str = "INFO") -> None:
-        configure(service, level)
-        logging.getLogger("outrigger.http").setLevel(logging.WARNING)
-
-    if "log" in changes:
-        serve.configure_logging = quiet_successes
-    main(["serve", "cache"])
-
-
-# --- running things ---------------------------------------------------------------------
 
 
 def redis_cli(url: str, *args: str, stdin: bytes | None = None) -> str:
@@ -144,24 +120,14 @@ def redis_benchmark(url: str, args: argparse.Namespace) -> dict[str, Figures]:
     db = (parts.path or "/0").strip("/") or "0"
     command = ["redis-benchmark", "-h", parts.hostname or "127.0.0.1"]
     command += ["-p", str(parts.port or 6379), "--dbnum", db, "-t", "set,get"]
-    command += [
-        "-c",
-        str(args.connections),
-        "-n",
-        str(args.ceiling_requests),
-        "-d",
-        str(args.value_bytes),
-        "--csv",
-    ]
+    command += ["-c", str(args.connections), "-n", str(args.ceiling_requests)]
+    command += ["-d", str(args.value_bytes), "--csv"]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     figures = {}
     for row in output.splitlines()[1:]:
         test, rps, _avg, _min, p50, _p95, p99, _max = (f.strip('"') for f in row.split(","))
         figures[test] = Figures(float(rps), float(p50), float(p99))
     return figures
-
-
-# --- the benchmark ---------------------------------------------------------------------
 
 
 def main() -> None:
@@ -177,20 +143,14 @@ def main() -> None:
         default=os.environ.get("OUTRIGGER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
     )
     parser.add_argument(
-        "--kit-breakdown",
-        action="store_true",
-        help="also measure GET with each proposed kit change alone",
+        "--baseline",
+        type=Path,
+        help="also serve the cache from this copy of the repository (another revision)",
     )
     parser.add_argument("--serve-minimal", type=int, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--serve-cache-with-proposed-kit", action="store_true", help=argparse.SUPPRESS
-    )
     args = parser.parse_args()
     if args.serve_minimal:
         serve_minimal(args.serve_minimal, args.redis_url)
-        return
-    if args.serve_cache_with_proposed_kit:
-        serve_cache_with_proposed_kit()
         return
     for tool in ("wrk", "redis-benchmark", "redis-cli", "webdis"):
         if shutil.which(tool) is None:
@@ -198,77 +158,77 @@ def main() -> None:
     run(args)
 
 
-KIT_VARIANTS = {"cache+kit": "tokens,log", "cache+tokens": "tokens", "cache+quietlog": "log"}
+def services(args: argparse.Namespace) -> list[Service]:
+    shipped = [PYTHON, "-m", "services.cache"]
+    found = [
+        Service(SHIPPED, shipped, {}),
+        Service(LOG_OFF, shipped, {"OUTRIGGER_ACCESS_LOG": "off"}),
+    ]
+    if args.baseline is not None:
+        checkout = args.baseline.resolve()
+        found.append(Service(f"cache@{checkout.name}", shipped, {}, cwd=checkout))
+    return found
 
 
 def run(args: argparse.Namespace) -> None:
     suffix = secrets.token_hex(4)
+    namespace = f"bench{suffix}"
     value = b"x" * args.value_bytes
-    raw_key, prefix = f"bench:cache-http:{suffix}", f"ocbench-{suffix}"
+    raw_key = f"bench:cache-http:{suffix}"
     secret = secrets.token_urlsafe(32)
-    variants = list(KIT_VARIANTS) if args.kit_breakdown else ["cache+kit"]
-    ports = {name: free_port() for name in ("cache", *variants, "minimal")}
-    service_env = {
-        "OUTRIGGER_REDIS_URL": args.redis_url,
-        "OUTRIGGER_AMQP_URL": "memory://",
-        "OUTRIGGER_JWT_SECRET": secret,
-        "OUTRIGGER_CACHE_KEY_PREFIX": prefix,
-    }
     from outrigger.auth import TokenIssuer
     from outrigger.settings import Settings
 
     token = TokenIssuer.from_settings(Settings(jwt_secret=secret)).mint(
         "bench", ["cache:read", "cache:write"], 3600
     )
-    redis_cli(args.redis_url, "-x", "SET", raw_key, stdin=value)
-    redis_cli(args.redis_url, "-x", "SET", "key:__rand_int__", stdin=value)
+    served = services(args)
+    ports = {service.name: free_port() for service in served}
+    minimal_port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="cache-http-"))
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        stack.callback(redis_cli, args.redis_url, "DEL", raw_key, f"{raw_key}-put")
-        stack.callback(redis_cli, args.redis_url, "DEL", "key:__rand_int__")
-        stack.callback(forget_prefix, args.redis_url, prefix)
-        outrigger = str(Path(PYTHON).parent / "outrigger")
-        env = {**service_env, "OUTRIGGER_PORT": str(ports["cache"])}
-        stack.enter_context(process([outrigger, "serve", "cache"], env))
-        for name in variants:
-            env = {**service_env, "OUTRIGGER_PORT": str(ports[name])}
-            env["CACHE_HTTP_KIT_CHANGES"] = KIT_VARIANTS[name]
-            stack.enter_context(process([PYTHON, __file__, "--serve-cache-with-proposed-kit"], env))
-        minimal = [PYTHON, __file__, "--serve-minimal", str(ports["minimal"])]
+        stack.callback(forget, args.redis_url, namespace, raw_key)
+        redis_cli(args.redis_url, "-x", "SET", raw_key, stdin=value)
+        for service in served:
+            settings = {
+                "OUTRIGGER_REDIS_URL": args.redis_url,
+                "OUTRIGGER_JWT_SECRET": secret,
+                "OUTRIGGER_PORT": str(ports[service.name]),
+                "OUTRIGGER_DATA_DIR": str(workdir / f"data-{ports[service.name]}"),
+                **service.settings,
+            }
+            stack.enter_context(process(service.command, settings, cwd=service.cwd))
+        minimal = [PYTHON, __file__, "--serve-minimal", str(minimal_port)]
         stack.enter_context(process([*minimal, "--redis-url", args.redis_url]))
         stack.enter_context(process(["webdis", str(webdis_config(workdir, args.redis_url))]))
-        for name in ("cache", *variants):
-            seed(f"http://127.0.0.1:{ports[name]}", token, value)
-        wait_http(f"http://127.0.0.1:{ports['minimal']}/get/{raw_key}")
+        get_path, put_path = f"/v1/cache/{namespace}/get-key", f"/v1/cache/{namespace}/put-key"
+        for service in served:
+            seed(f"http://127.0.0.1:{ports[service.name]}", get_path, token, value)
+        wait_http(f"http://127.0.0.1:{minimal_port}/get/{raw_key}")
         wait_http(f"http://127.0.0.1:{WEBDIS_PORT}/GET/{raw_key}")
         targets = [
             *(
-                Target(name, f"http://127.0.0.1:{ports[name]}{GET_PATH}", token=token)
-                for name in ("cache", *variants)
+                Target(s.name, f"http://127.0.0.1:{ports[s.name]}{get_path}", token=token)
+                for s in served
             ),
-            Target("minimal", f"http://127.0.0.1:{ports['minimal']}/get/{raw_key}"),
+            Target("minimal", f"http://127.0.0.1:{minimal_port}/get/{raw_key}"),
             Target("webdis", f"http://127.0.0.1:{WEBDIS_PORT}/GET/{raw_key}"),
-            *(
-                Target(name, f"http://127.0.0.1:{ports[name]}{PUT_PATH}", "PUT", token)
-                for name in ("cache", "cache+kit")
-            ),
+            Target(SHIPPED, f"http://127.0.0.1:{ports[SHIPPED]}{put_path}?ttl=60", "PUT", token),
             Target("webdis", f"http://127.0.0.1:{WEBDIS_PORT}/SET/{raw_key}-put", "PUT"),
         ]
-        report(measure(targets, args, put_script(workdir, args.value_bytes)))
+        results = measure(targets, args, put_script(workdir, args.value_bytes))
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    report(results, [service.name for service in served])
 
 
-GET_PATH = f"/v1/cache/{NAMESPACE}/get-key"
-PUT_PATH = f"/v1/cache/{NAMESPACE}/put-key?ttl=60"
-WEBDIS_PORT = 7379
-
-
-def seed(base: str, token: str, value: bytes) -> None:
+def seed(base: str, path: str, token: str, value: bytes) -> None:
     """Waits for a cache service to answer, then stores the entry the GETs read."""
     wait_http(f"{base}/healthz")
     headers = {"Authorization": f"Bearer {token}"}
     request = urllib.request.Request(
-        f"{base}{GET_PATH}?ttl=3600", data=value, method="PUT", headers=headers
+        f"{base}{path}?ttl=3600", data=value, method="PUT", headers=headers
     )
     urllib.request.urlopen(request, timeout=5).close()
 
@@ -304,15 +264,24 @@ def put_script(workdir: Path, size: int) -> Path:
 def measure(
     targets: list[Target], args: argparse.Namespace, body: Path
 ) -> dict[str, list[Figures]]:
-    """Every target once per round, in the same order, then the ceiling; returns every run."""
+    """Every target once per round, then the ceiling; returns every run.
+
+    Each target first gets a warm-up run (not recorded). The order of the targets turns by one
+    every round, so that no target always runs first (after redis-benchmark) or last.
+    """
     results: dict[str, list[Figures]] = {}
     print(
         f"{args.rounds} rounds x {args.duration} s per target, {args.connections} connections, "
         f"{args.value_bytes}-byte values, Redis {args.redis_url}"
     )
-    for round_ in range(1, args.rounds + 1):
-        print(f"round {round_}")
-        runs = [(f"{t.name} {t.method}", run_wrk(t, args, body)) for t in targets]
+    warm_up = argparse.Namespace(**{**vars(args), "duration": WARM_UP_SECONDS})
+    for target in targets:
+        run_wrk(target, warm_up, body)
+    for round_ in range(args.rounds):
+        print(f"round {round_ + 1}")
+        turn = round_ % len(targets)
+        ordered = targets[turn:] + targets[:turn]
+        runs = [(f"{t.name} {t.method}", run_wrk(t, args, body)) for t in ordered]
         ceiling = redis_benchmark(args.redis_url, args)
         runs += [(f"redis-benchmark {test}", ceiling[test]) for test in ("GET", "SET")]
         for name, figures in runs:
@@ -321,33 +290,37 @@ def measure(
     return results
 
 
-def forget_prefix(url: str, prefix: str) -> None:
-    keys = redis_cli(url, "--scan", "--pattern", f"{prefix}:*").split()
-    if keys:
-        redis_cli(url, "DEL", *keys)
+def forget(url: str, namespace: str, raw_key: str) -> None:
+    """Deletes every key the run created: the entries, the raw keys, redis-benchmark's key."""
+    keys = redis_cli(url, "--scan", "--pattern", f"*{{{namespace}}}*").split()
+    redis_cli(url, "DEL", raw_key, f"{raw_key}-put", "key:__rand_int__", *keys)
 
 
-def report(results: dict[str, list[Figures]]) -> None:
+def report(results: dict[str, list[Figures]], served: list[str]) -> None:
     medians = {name: median(runs) for name, runs in results.items()}
-    print("\nmedians")
-    print("| target | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+    print("\nmedians of the rounds, and the worst round's p99")
+    print("| target | req/s | p50 ms | p99 ms | worst p99 ms |\n|---|---:|---:|---:|---:|")
     for name, figures in medians.items():
         print(
-            f"| {name} | {figures.rps:,.0f} | {figures.p50_ms:.2f} | {figures.p99_ms:.2f} |"
+            f"| {name} | {figures.rps:,.0f} | {figures.p50_ms:.2f} | {figures.p99_ms:.2f} "
+            f"| {figures.worst_p99_ms:.2f} |"
             + (f" {figures.errors} non-2xx" if figures.errors else "")
         )
-    get = medians["cache GET"]
-    print("\nratios of cache GET (target: >= 1.5x minimal, p99 <= 20 ms)")
-    for other in ("minimal GET", "webdis GET", "redis-benchmark GET"):
-        print(f"  cache GET / {other}: {get.rps / medians[other].rps:.2f}x")
-    for name in ("cache+tokens GET", "cache+quietlog GET"):
-        if name in medians:
-            print(f"  {name} / minimal GET: {medians[name].rps / medians['minimal GET'].rps:.2f}x")
-    kit = medians["cache+kit GET"]
     print(
-        f"  cache+kit GET / minimal GET: {kit.rps / medians['minimal GET'].rps:.2f}x "
-        f"(p99 {kit.p99_ms:.1f} ms)"
+        "\nratios of GET req/s, round by round (target: cache >= 1.5x minimal, p99 <= 20 ms):"
+        " the median of the rounds' ratios, and their range"
     )
+    pairs = [(name, other) for name in served for other in ("minimal", "webdis")]
+    pairs += [(SHIPPED, name) for name in served[1:]]
+    for name, other in pairs:
+        ratios = sorted(
+            mine.rps / theirs.rps
+            for mine, theirs in zip(results[f"{name} GET"], results[f"{other} GET"], strict=True)
+        )
+        print(
+            f"  {name} / {other}: {statistics.median(ratios):.2f}x "
+            f"({ratios[0]:.2f}-{ratios[-1]:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
         async def test_get_after_put(self, adapter): ...
 
     class TestRedis(CacheContract):                         # one per adapter
-        async def make_adapter(self, **options): return RedisStore(...)
+        @pytest.fixture(autouse=True)
+        def _server(self, redis_url): self.url = redis_url  # what the hooks need, per test
+        async def make_adapter(self, **options): return RedisStore(self.url, ...)
 
 (pyeventsourcing/eventsourcing's `tests/persistence.py` pattern.)
 """
@@ -12,27 +14,33 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pytest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-
-class Closable(Protocol):
-    async def close(self) -> None: ...
-
-
-A = TypeVar("A", bound=Closable)
+A = TypeVar("A")
 
 
 class ContractSuite(abc.ABC, Generic[A]):
-    """Subclasses build the adapter under test; the fixtures close whatever they built."""
+    """Subclasses build the adapter under test; the fixtures close whatever they built.
+
+    A subclass that needs a server gets it from an autouse fixture of its own that keeps what
+    the hooks need on `self` (its URL, a key prefix of its own): it runs before the adapters are
+    built, and its teardown after they are closed.
+    """
 
     @abc.abstractmethod
     async def make_adapter(self, **options: Any) -> A:
         """A ready adapter of this subclass's kind (`options` are the suite's, per test)."""
+
+    async def close_adapter(self, adapter: A) -> None:
+        """Ends an adapter the suite built: `await adapter.close()` if it has that method."""
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            await close()
 
     async def forget(self) -> None:
         """Removes what the test left on a shared server (a key prefix, say); default nothing."""
@@ -51,7 +59,7 @@ class ContractSuite(abc.ABC, Generic[A]):
             yield new
         finally:
             for adapter in reversed(built):
-                await adapter.close()
+                await self.close_adapter(adapter)
             await self.forget()
 
     @pytest.fixture

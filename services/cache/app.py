@@ -1,4 +1,5 @@
-"""Wiring: the cache's app, with the store, the bus, the invalidation consumer and the probes.
+"""Wiring: the cache's app, with the stores, the bus, the use cases, the invalidation consumer
+and the probes.
 
 `outrigger serve cache` (or `python -m services.cache`) calls `build_app()`. Everything that
 does I/O is built in the lifespan and closed there, in reverse order.
@@ -6,7 +7,6 @@ does I/O is built in the lifespan and closed there, in reverse order.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 from typing import TYPE_CHECKING
@@ -15,13 +15,14 @@ from outrigger.audit_trail import AuditTrail
 from outrigger.bus import connect_bus
 from outrigger.http import create_app, dependency
 from outrigger.settings import load_settings
-from outrigger.tasks import stop_task
-from services.cache.adapters import build_store
-from services.cache.api import HOT_ROUTES, ROUTERS
-from services.cache.api.context import Cache
+from outrigger.tasks import Periodic
+from services.cache.adapters import build_stores
+from services.cache.api import ROUTERS, ROUTES
+from services.cache.api.openapi import document_ttl_limits
 from services.cache.consumers import QUEUE, subscribe_invalidations
 from services.cache.domain import MAX_BATCH_KEYS
-from services.cache.metrics import watch_store
+from services.cache.metrics import CacheMetrics, StoreWatch
+from services.cache.service import CacheService, LockService
 from services.cache.settings import CacheSettings
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def build_app(settings: CacheSettings | None = None, *, invalidation_queue: str 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            store = build_store(settings)
+            store, locks = build_stores(settings)
             stack.push_async_callback(store.close)
             await stack.enter_async_context(
                 dependency(app, "cache", check=store.check, start=store.start)
@@ -60,20 +61,27 @@ def build_app(settings: CacheSettings | None = None, *, invalidation_queue: str 
             bus = connect_bus(settings.amqp_url, source="cache", prefetch=settings.amqp_prefetch)
             stack.push_async_callback(bus.close)  # which cancels the subscription
             audit = AuditTrail(bus, "cache")
+            metrics = CacheMetrics(
+                settings.cache_metric_namespaces, settings.cache_metric_namespace_limit
+            )
+            cache = CacheService(store, settings.limits(), audit, metrics)
 
             async def start_bus() -> None:
                 await bus.start()
-                await subscribe_invalidations(bus, store, audit, queue=invalidation_queue)
+                await subscribe_invalidations(bus, cache, queue=invalidation_queue)
 
             # Without the broker, entries are still served; invalidations wait for it.
             await stack.enter_async_context(
                 dependency(app, "bus", check=bus.check, start=start_bus, required=False)
             )
-            watcher = asyncio.create_task(watch_store(store, STATS_INTERVAL_SECONDS))
-            stack.push_async_callback(stop_task, watcher)
-            app.state.cache = Cache(store, audit, settings.cache_max_value_bytes)
+            watch = Periodic(StoreWatch(store, metrics), STATS_INTERVAL_SECONDS, name="cache-stats")
+            watch.start()
+            stack.push_async_callback(watch.stop)
+            app.state.cache = cache
+            app.state.locks = LockService(locks, audit, metrics)
             yield
 
     app = create_app("cache", settings, routers=ROUTERS, lifespan=lifespan, description=DESCRIPTION)
-    app.router.routes[0:0] = HOT_ROUTES  # matched before any router (see `entries.READ_ROUTE`)
+    app.router.routes[0:0] = ROUTES  # matched before any router (see `api.ROUTES`)
+    document_ttl_limits(app, settings.limits())
     return app

@@ -1,23 +1,20 @@
-"""The CacheStore contract, written once; each adapter's test module subclasses it.
+"""The cache's contracts, written once; each adapter's test module subclasses them.
 
-A subclass provides the `store_url` fixture and the `make_store(url, limits)` hook, and
-`forget(url)` when its backend outlives the test. The behaviours are grouped by concern in the
-`contract_*` modules; this class is the one suite that runs them all.
+`CacheStoreContract` gathers the entry behaviours, grouped by concern in the `contract_*`
+modules; `LockStoreContract` (in `contract_locks`) is the lock port's. A subclass implements
+`make_adapter()` (and `forget()` when its backend outlives the test).
 """
 
 from __future__ import annotations
 
-import pytest
-
-from outrigger.errors import InvalidInput
-from services.cache.domain import CacheStore, StoreStats, Write
+from services.cache.domain import CacheStore, StoreStats
 from tests.cache.contract_entries import EntryContract
 from tests.cache.contract_invalidation import InvalidationContract
 from tests.cache.contract_leases import LeaseContract
-from tests.cache.contract_locks import LockContract
+from tests.cache.contract_locks import LockStoreContract
 
 
-class CacheStoreContract(EntryContract, InvalidationContract, LeaseContract, LockContract):
+class CacheStoreContract(EntryContract, InvalidationContract, LeaseContract):
     async def test_a_working_store_is_ready_and_counts(self, store: CacheStore) -> None:
         await store.check()
         stats = await store.stats()
@@ -25,9 +22,5 @@ class CacheStoreContract(EntryContract, InvalidationContract, LeaseContract, Loc
         assert stats.expired_keys >= 0
         assert stats.evicted_keys >= 0
 
-    async def test_bad_input_changes_nothing_and_says_why(self, store: CacheStore, ns: str) -> None:
-        with pytest.raises(InvalidInput) as refused:
-            await store.put("Bad Namespace", Write("k", b"v"))
-        assert "must be 1-64 characters of a-z, 0-9, _ and -" in refused.value.detail
-        assert refused.value.status == 422
-        assert await store.get(ns, "k") is None
+
+__all__ = ["CacheStoreContract", "LockStoreContract"]

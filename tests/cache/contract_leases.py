@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from outrigger.errors import Conflict, InvalidInput
-from services.cache.domain import CacheStore, Entry, Lookup, Write
-from tests.cache.support import StoreFixtures
+from outrigger.errors import Conflict
+from services.cache.domain import CacheStore, Entry, Lookup
+from tests.cache.support import CacheStoreSuite, write
 
 CALLERS = 50
 
 
-class LeaseContract(StoreFixtures):
+class LeaseContract(CacheStoreSuite):
     async def test_one_of_fifty_concurrent_callers_fills_and_the_others_get_its_value(
         self, store: CacheStore, ns: str
     ) -> None:
@@ -27,7 +27,7 @@ class LeaseContract(StoreFixtures):
                 return False, found.entry
             loads += 1
             await asyncio.sleep(0.1)
-            return True, await store.fill(ns, Write("k", b"loaded"), found.lease.token)
+            return True, await store.fill(ns, write("k", b"loaded"), found.lease.token)
 
         results = await asyncio.gather(*(read_through() for _ in range(CALLERS)))
         fillers = [entry for filled, entry in results if filled]
@@ -45,7 +45,7 @@ class LeaseContract(StoreFixtures):
     async def test_while_one_caller_refills_the_others_get_the_stale_copy_at_once(
         self, store: CacheStore, ns: str
     ) -> None:
-        old = await store.put(ns, Write("k", b"old", ttl_ms=100, swr_ms=2000))
+        old = await store.put(ns, write("k", b"old", ttl_ms=100, swr_ms=2000))
         await asyncio.sleep(0.15)
         started = time.monotonic()
         lookups = await asyncio.gather(
@@ -60,7 +60,7 @@ class LeaseContract(StoreFixtures):
             assert lookup.entry is not None
             assert (lookup.entry.stale, lookup.entry.version) == (True, old.version)
         [lease] = [lookup.lease for lookup in lookups if lookup.lease is not None]
-        fresh = await store.fill(ns, Write("k", b"new", ttl_ms=1000), lease.token)
+        fresh = await store.fill(ns, write("k", b"new", ttl_ms=1000), lease.token)
         read = await store.get(ns, "k")
         assert read is not None
         assert (read.value, read.version, read.stale) == (b"new", fresh.version, False)
@@ -85,8 +85,8 @@ class LeaseContract(StoreFixtures):
         assert second.lease is not None
         assert second.lease.token != first.lease.token
         with pytest.raises(Conflict, match="does not hold its fill lease"):
-            await store.fill(ns, Write("k", b"late"), first.lease.token)
-        filled = await store.fill(ns, Write("k", b"on time"), second.lease.token)
+            await store.fill(ns, write("k", b"late"), first.lease.token)
+        filled = await store.fill(ns, write("k", b"on time"), second.lease.token)
         assert filled.value == b"on time"
         read = await store.get(ns, "k")
         assert read is not None
@@ -99,13 +99,13 @@ class LeaseContract(StoreFixtures):
         found = await store.acquire_fill_lease(ns, "k", lease_ms=1000)
         assert found.lease is not None
         if change == "put":
-            await store.put(ns, Write("k", b"newer"))
+            await store.put(ns, write("k", b"newer"))
         elif change == "delete":
             await store.delete(ns, "k")
         else:
             await store.invalidate_prefix(ns, "k")
         with pytest.raises(Conflict, match="does not hold its fill lease"):
-            await store.fill(ns, Write("k", b"older"), found.lease.token)
+            await store.fill(ns, write("k", b"older"), found.lease.token)
         read = await store.get(ns, "k")
         assert read is None if change != "put" else read is not None and read.value == b"newer"
 
@@ -113,11 +113,11 @@ class LeaseContract(StoreFixtures):
         found = await store.acquire_fill_lease(ns, "k", lease_ms=1000)
         assert found.lease is not None
         with pytest.raises(Conflict):
-            await store.fill(ns, Write("k", b"v"), "not-the-lease")
+            await store.fill(ns, write("k", b"v"), "not-the-lease")
         assert await store.get(ns, "k") is None
-        await store.fill(ns, Write("k", b"v"), found.lease.token)
+        await store.fill(ns, write("k", b"v"), found.lease.token)
         with pytest.raises(Conflict):
-            await store.fill(ns, Write("k", b"again"), found.lease.token)
+            await store.fill(ns, write("k", b"again"), found.lease.token)
 
     async def test_a_fill_is_refused_when_its_tag_changed_after_the_lease(
         self, store: CacheStore, ns: str
@@ -131,15 +131,9 @@ class LeaseContract(StoreFixtures):
         assert fresh.lease is not None
         tags = frozenset({"stream:order-7"})
         with pytest.raises(Conflict, match="was invalidated after the fill lease"):
-            await store.fill(ns, Write("k", b"from before", tags=tags), stale.lease.token)
+            await store.fill(ns, write("k", b"from before", tags=tags), stale.lease.token)
         assert await store.get(ns, "k") is None
-        filled = await store.fill(ns, Write("other", b"after", tags=tags), fresh.lease.token)
+        filled = await store.fill(ns, write("other", b"after", tags=tags), fresh.lease.token)
         assert [entry.version if entry else None for entry in await store.mget(ns, ["other"])] == [
             filled.version
         ]
-
-    async def test_lease_arguments_are_checked(self, store: CacheStore, ns: str) -> None:
-        with pytest.raises(InvalidInput, match="lease_ms"):
-            await store.acquire_fill_lease(ns, "k", lease_ms=0)
-        with pytest.raises(InvalidInput, match="wait_ms"):
-            await store.acquire_fill_lease(ns, "k", lease_ms=10, wait_ms=60_001)

@@ -1,20 +1,15 @@
-"""What every part of the cache contract suite shares: the adapter hook, fixtures and helpers."""
+"""What the cache's contract suites share: one suite base per port (on the kit's
+`ContractSuite`), the writes they store, and a downstream resource guarded by a lock."""
 
 from __future__ import annotations
 
-import abc
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 import pytest
 
 from outrigger.errors import Conflict
-from outrigger.testing import unique
-from services.cache.domain import CacheLimits, TtlPolicy
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
-
-    from services.cache.domain import CacheStore
+from outrigger.testing import ContractSuite, unique
+from services.cache.domain import CacheLimits, CacheStore, LockStore, TtlPolicy, Write
 
 MAX_VALUE_BYTES = 1024
 LIMITS = CacheLimits(
@@ -23,46 +18,36 @@ LIMITS = CacheLimits(
     ttl=TtlPolicy(default_ms=60_000, max_ms=3_600_000),
 )
 
-NewStore: TypeAlias = "Callable[..., Awaitable[CacheStore]]"
+
+def write(key: str, value: bytes = b"v", **fields: Any) -> Write:
+    """A write as the use-case room hands it to a store: its TTL resolved (a minute unless
+    `ttl_ms` says otherwise)."""
+    return Write(key, value, **{"ttl_ms": 60_000, **fields})
 
 
-class StoreFixtures(abc.ABC):
-    """The hook a subclass provides, and the fixtures built on it.
-
-    `store_url` is a fixture of the subclass; `make_store(url, limits)` builds an adapter that
-    `start()` has not been called on; `forget(url)` removes whatever the test left behind.
-    """
-
-    @abc.abstractmethod
-    def make_store(self, url: str, limits: CacheLimits) -> CacheStore:
-        """Each adapter's subclass builds its own."""
-
-    async def forget(self, url: str) -> None:
-        return None
+class CacheStoreSuite(ContractSuite[CacheStore]):
+    """The `CacheStore` suites' base: `store` is a started adapter, `ns` a namespace of its own."""
 
     @pytest.fixture
-    async def new_store(self, store_url: str) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-        stores: list[CacheStore] = []
-
-        async def new(limits: CacheLimits = LIMITS) -> CacheStore:
-            store = self.make_store(store_url, limits)
-            stores.append(store)
-            await store.start()
-            return store
-
-        yield new
-        for store in reversed(stores):
-            await store.close()
-        await self.forget(store_url)
-
-    @pytest.fixture
-    async def store(self, new_store: Callable[..., Awaitable[CacheStore]]) -> CacheStore:
-        return await new_store()
+    def store(self, adapter: CacheStore) -> CacheStore:
+        return adapter
 
     @pytest.fixture
     def ns(self) -> str:
         """A namespace no other test (or engineer) uses."""
         return unique("ns")
+
+
+class LockStoreSuite(ContractSuite[LockStore]):
+    """The `LockStore` suite's base: `locks` is the adapter, `resource` a lock of its own."""
+
+    @pytest.fixture
+    def locks(self, adapter: LockStore) -> LockStore:
+        return adapter
+
+    @pytest.fixture
+    def resource(self) -> str:
+        return unique("orders")
 
 
 class Ledger:

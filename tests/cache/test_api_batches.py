@@ -45,9 +45,12 @@ class TestBatches(CacheApi):
 
     async def test_one_bad_entry_refuses_the_whole_batch(self, service: Service, ns: str) -> None:
         cases = [
-            ([{"key": "ok", "value": "v"}, {"key": "k" * 513, "value": "v"}], "key is 513 bytes"),
+            ([{"key": "ok", "value": "v"}, {"key": "k" * 513, "value": "v"}], "is 513 characters"),
             ([{"key": "ok", "value": "v"}, {"key": "ok", "value": "w"}], "appears twice"),
-            ([{"key": "ok", "value": "v", "ttl": -1}], "greater than 0"),
+            ([{"key": "ok", "value": "v", "ttl": -1}], "greater than or equal to 0.001"),
+            ([{"key": "ok", "value": "v", "ttl": 1e308}], "less than or equal to 31536000"),
+            ([{"key": "ok", "value": "v", "swr": 1e308}], "less than or equal to 31536000"),
+            ([{"key": "ok", "value": "v", "ttl": 7200}], "ttl 7200000 ms is outside 1-3600000"),
             ([{"key": "ok", "value": "v", "tags": ["a,b"]}], "tag 'a,b' must be"),
         ]
         for entries, says in cases:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import quote
 
-from prometheus_client import REGISTRY
-
-from services.cache.domain import StoreStats
-from services.cache.metrics import StatsFollower
 from tests.cache.http_support import PROBLEM, CacheApi, Service
 
 
@@ -102,6 +98,17 @@ class TestEntries(CacheApi):
         assert again.json()["current_version"] == created.json()["version"]
         assert (await service.http.get(entry(ns, "k"))).content == b"first"
 
+    async def test_if_match_with_if_none_match_star_never_holds(
+        self, service: Service, ns: str
+    ) -> None:
+        version = (await service.http.put(entry(ns, "k"), content=b"v1")).json()["version"]
+        both = {"If-Match": f'"{version}"', "If-None-Match": "*"}
+        refused = await service.http.put(entry(ns, "k"), content=b"v2", headers=both)
+        assert refused.status_code == 412
+        assert refused.json()["current_version"] == version
+        assert "never hold together" in refused.json()["detail"]
+        assert (await service.http.get(entry(ns, "k"))).content == b"v1"
+
     async def test_delete_removes_once_is_conditional_and_is_audited(
         self, service: Service, ns: str
     ) -> None:
@@ -154,13 +161,17 @@ class TestEntries(CacheApi):
         refused = [
             ("PUT", entry("Bad_NS", "k"), {}, {}, "namespace 'Bad_NS' must be 1-64"),
             ("GET", entry("Bad_NS", "k"), {}, {}, "namespace 'Bad_NS' must be 1-64"),
-            ("PUT", entry(ns, long_key), {}, {}, "key is 513 bytes"),
-            ("GET", entry(ns, long_key), {}, {}, "key is 513 bytes"),
+            ("PUT", entry(ns, long_key), {}, {}, "is 513 characters"),
+            ("GET", entry(ns, long_key), {}, {}, "is 513 characters"),
             ("PUT", entry(ns, "k"), {"ttl": "soon"}, {}, "ttl"),
             ("PUT", entry(ns, "k"), {"ttl": "-1"}, {}, "ttl"),
-            ("PUT", entry(ns, "k"), {"ttl": "0.0001"}, {}, "ttl 0 ms is outside 1-3600000"),
+            ("PUT", entry(ns, "k"), {"ttl": "0.0001"}, {}, "ttl: Input should be greater"),
             ("PUT", entry(ns, "k"), {"ttl": "7200"}, {}, "ttl 7200000 ms is outside"),
             ("PUT", entry(ns, "k"), {"ttl": "inf"}, {}, "ttl"),
+            ("PUT", entry(ns, "k"), {"ttl": "nan"}, {}, "ttl"),
+            ("PUT", entry(ns, "k"), {"ttl": "1e308"}, {}, "ttl: Input should be less than"),
+            ("PUT", entry(ns, "k"), {"swr": "1e308"}, {}, "swr: Input should be less than"),
+            ("GET", entry(ns, "k"), {"fill": "lease", "wait_ms": "1e308"}, {}, "wait_ms"),
             ("PUT", entry(ns, "k"), {"tags": "a b"}, {}, "tag 'a b' must be"),
             ("PUT", entry(ns, "k"), {}, {"If-Match": "*"}, "exactly one ETag"),
             ("PUT", entry(ns, "k"), {}, {"If-None-Match": '"v"'}, "only If-None-Match: *"),
@@ -243,19 +254,3 @@ class TestEntries(CacheApi):
             "/v1/locks/{resource}",
             "/v1/locks/{resource}:renew",
         }
-
-
-def counted() -> tuple[float, float]:
-    return (
-        REGISTRY.get_sample_value("outrigger_cache_expirations_total") or 0.0,
-        REGISTRY.get_sample_value("outrigger_cache_evictions_total") or 0.0,
-    )
-
-
-def test_expirations_and_evictions_are_counted_from_the_growth_of_the_store_stats() -> None:
-    follower = StatsFollower()
-    expired, evicted = counted()
-    follower.observe(StoreStats(expired_keys=100, evicted_keys=5))  # the baseline: not counted
-    follower.observe(StoreStats(expired_keys=130, evicted_keys=5))
-    follower.observe(StoreStats(expired_keys=4, evicted_keys=1))  # the backend restarted
-    assert counted() == (expired + 34, evicted + 1)

@@ -141,7 +141,7 @@ class TestCacheClient(CacheApi):
         self, cache: CacheClient, service: Service
     ) -> None:
         resource = unique("job")
-        store = service.app.state.cache.store
+        store = service.app.state.locks.locks
         with pytest.raises(LockLost, match="another holder took the lock"):
             async with cache.lock(resource, ttl_ms=300) as lease:
                 await store.release(resource, lease.token)  # as if its lease had run out

@@ -15,14 +15,16 @@ from outrigger.testing import unique
 from services.cache.adapters.memory import MemoryCacheStore
 from services.cache.adapters.redis import RedisCacheStore
 from services.cache.consumers import MAX_ATTEMPTS, StreamInvalidation, subscribe_invalidations
-from services.cache.domain import Write
+from services.cache.domain import CacheStore, Write
+from services.cache.metrics import CacheMetrics
+from services.cache.service import CacheService
 from tests.cache.http_support import CacheApi, Service, forget
+from tests.cache.support import LIMITS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from outrigger.bus import MessageBus
-    from services.cache.domain import CacheStore
 
 EVENTS = "outrigger.events"
 
@@ -38,6 +40,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
     while not await check():
         assert time.monotonic() < deadline, f"not done within {within} s"
         await asyncio.sleep(0.02)
+
+
+def handler_on(store: CacheStore, bus: MessageBus) -> StreamInvalidation:
+    return StreamInvalidation(CacheService(store, LIMITS, AuditTrail(bus, "cache"), CacheMetrics()))
 
 
 def delivery(event: CloudEvent) -> Delivery:
@@ -91,8 +97,8 @@ class TestStreamInvalidation:
         self, store: CacheStore, bus: MessageBus
     ) -> None:
         ns, stream = unique("ns"), unique("s")
-        await store.put(ns, Write("k", b"v", tags=frozenset({f"stream:{stream}"})))
-        handler = StreamInvalidation(store, AuditTrail(bus, "cache"))
+        await store.put(ns, Write("k", b"v", ttl_ms=60_000, tags=frozenset({f"stream:{stream}"})))
+        handler = handler_on(store, bus)
         event = stream_event(stream)
         assert await handler(delivery(event)) == Ack()
         assert await handler(delivery(event)) == Ack()
@@ -102,8 +108,8 @@ class TestStreamInvalidation:
         self, store: CacheStore, bus: MessageBus
     ) -> None:
         ns = unique("ns")
-        await store.put(ns, Write("k", b"v", tags=frozenset({"stream:s"})))
-        handler = StreamInvalidation(store, AuditTrail(bus, "cache"))
+        await store.put(ns, Write("k", b"v", ttl_ms=60_000, tags=frozenset({"stream:s"})))
+        handler = handler_on(store, bus)
         for event in (stream_event(None), stream_event("has space"), stream_event("x" * 300)):
             assert await handler(delivery(event)) == Ack()
         assert await store.get(ns, "k") is not None
@@ -111,9 +117,7 @@ class TestStreamInvalidation:
     async def test_an_unavailable_store_asks_for_a_retry(self, bus: MessageBus) -> None:
         store = RedisCacheStore("redis://127.0.0.1:1/0", timeout_seconds=0.5)
         try:
-            outcome = await StreamInvalidation(store, AuditTrail(bus, "cache"))(
-                delivery(stream_event("s"))
-            )
+            outcome = await handler_on(store, bus)(delivery(stream_event("s")))
         finally:
             await store.close()
         assert isinstance(outcome, Retry)
@@ -129,10 +133,11 @@ async def test_end_to_end_on_rabbitmq_and_redis(redis_url: str, amqp_url: str) -
     await bus.start()
     try:
         ns, stream = unique("ns"), unique("order")
-        await store.put(ns, Write("view", b"v", tags=frozenset({f"stream:{stream}"})))
-        subscription = await subscribe_invalidations(
-            bus, store, AuditTrail(bus, "cache"), queue=queue
+        await store.put(
+            ns, Write("view", b"v", ttl_ms=60_000, tags=frozenset({f"stream:{stream}"}))
         )
+        cache = CacheService(store, LIMITS, AuditTrail(bus, "cache"), CacheMetrics())
+        subscription = await subscribe_invalidations(bus, cache, queue=queue)
         await bus.publish(EVENTS, "order.created", stream_event(stream))
 
         async def gone() -> bool:

@@ -1,40 +1,37 @@
-"""The cache contract on the in-memory adapter, plus what only it promises."""
+"""The cache contracts on the in-memory adapters, plus what only they promise."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from services.cache.adapters.memory import MemoryCacheStore
-from services.cache.domain import CacheLimits, CacheStore, Write
-from tests.cache.contract import CacheStoreContract
-from tests.cache.support import LIMITS, NewStore
+from services.cache.adapters.memory_locks import MemoryLocks
+from tests.cache.contract import CacheStoreContract, LockStoreContract
+from tests.cache.support import write
 
 
 class TestMemoryCacheStore(CacheStoreContract):
-    @pytest.fixture
-    def store_url(self) -> str:
-        return "memory://"
-
-    def make_store(self, url: str, limits: CacheLimits) -> CacheStore:
-        return MemoryCacheStore(limits, sweep_interval_seconds=0.05)
-
-    async def test_the_sweep_removes_expired_entries_nobody_reads(self, ns: str) -> None:
-        store = MemoryCacheStore(LIMITS, sweep_interval_seconds=0.05)
+    async def make_adapter(self) -> MemoryCacheStore:
+        store = MemoryCacheStore(sweep_interval_seconds=0.05)
         await store.start()
-        try:
-            tags = frozenset({"t"})
-            await store.mset(ns, [Write(f"k{i}", b"v", ttl_ms=100, tags=tags) for i in range(10)])
-            await asyncio.sleep(0.25)
-            assert (await store.stats()).expired_keys == 10
-            assert store._entries == {}
-            assert store._tags == {}
-        finally:
-            await store.close()
+        return store
 
-    async def test_close_is_idempotent_and_start_is_too(self, new_store: NewStore) -> None:
-        store = await new_store()
+    async def test_the_sweep_removes_expired_entries_nobody_reads(
+        self, store: MemoryCacheStore, ns: str
+    ) -> None:
+        tags = frozenset({"t"})
+        await store.mset(ns, [write(f"k{i}", ttl_ms=100, tags=tags) for i in range(10)])
+        await asyncio.sleep(0.25)
+        assert (await store.stats()).expired_keys == 10
+        assert store._entries == {}
+        assert store._tags == {}
+
+    async def test_close_is_idempotent_and_start_is_too(self, store: MemoryCacheStore) -> None:
         await store.start()
         await store.close()
         await store.close()
+
+
+class TestMemoryLocks(LockStoreContract):
+    async def make_adapter(self) -> MemoryLocks:
+        return MemoryLocks()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from outrigger.errors import InvalidInput
 from outrigger.settings import SettingsError, load_settings
-from services.cache.adapters import build_store
+from services.cache.adapters import build_stores
 from services.cache.adapters.memory import MemoryCacheStore
+from services.cache.adapters.memory_locks import MemoryLocks
 from services.cache.adapters.redis import RedisCacheStore
+from services.cache.adapters.redis_locks import RedisLocks
 from services.cache.domain import TtlPolicy, WriteCondition
 from services.cache.settings import CacheSettings
 
@@ -37,7 +38,8 @@ def test_namespace_ttls_come_from_json_in_seconds(monkeypatch: pytest.MonkeyPatc
     [
         ('{"users": {"default": 60, "max": 30}}', "default 60 s is above max 30 s"),
         ('{"Users!": {"default": 1, "max": 2}}', "namespace 'Users!' must be"),
-        ('{"users": {"default": 0, "max": 2}}', "greater than 0"),
+        ('{"users": {"default": 0, "max": 2}}', "greater than or equal to 0.001"),
+        ('{"users": {"default": 1, "max": 1e308}}', "less than or equal to 31536000"),
         ('{"users": {"default": 1, "maximum": 2}}', "NAMESPACE_TTLS.users.max: Field required"),
     ],
 )
@@ -55,19 +57,32 @@ def test_a_default_above_the_maximum_is_refused() -> None:
         load_settings(CacheSettings, cache_default_ttl_seconds=10, cache_max_ttl_seconds=5)
 
 
-async def test_the_url_picks_the_adapter() -> None:
-    memory = build_store(CacheSettings(redis_url="memory://"))
+async def test_the_url_picks_the_adapters() -> None:
+    memory, memory_locks = build_stores(CacheSettings(redis_url="memory://"))
     assert isinstance(memory, MemoryCacheStore)
-    redis = build_store(CacheSettings(redis_url="redis://127.0.0.1:6379/15"))
+    assert isinstance(memory_locks, MemoryLocks)
+    redis, redis_locks = build_stores(CacheSettings(redis_url="redis://127.0.0.1:6379/15"))
     assert isinstance(redis, RedisCacheStore)
+    assert isinstance(redis_locks, RedisLocks)
+    assert redis_locks.redis is redis.redis
     await redis.close()
     await memory.close()
 
 
-def test_a_write_takes_one_condition_at_most() -> None:
-    with pytest.raises(InvalidInput, match="not both"):
-        WriteCondition(if_match="v1", if_none_match_any=True)
+def test_conditions_hold_as_http_says() -> None:
+    both = WriteCondition(if_match="v1", if_none_match_any=True)
+    assert not both.holds("v1")
+    assert not both.holds(None)
     assert WriteCondition().holds(None)
     assert WriteCondition(if_match="v1").holds("v1")
     assert not WriteCondition(if_match="v1").holds(None)
     assert not WriteCondition(if_none_match_any=True).holds("v1")
+
+
+def test_metric_namespaces_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTRIGGER_CACHE_METRIC_NAMESPACES", " users, orders ,")
+    assert load_settings(CacheSettings).cache_metric_namespaces == {"users", "orders"}
+    monkeypatch.setenv("OUTRIGGER_CACHE_METRIC_NAMESPACES", "users,Orders")
+    with pytest.raises(SettingsError, match="OUTRIGGER_CACHE_METRIC_NAMESPACES") as bad:
+        load_settings(CacheSettings)
+    assert "namespace 'Orders' must be" in str(bad.value)

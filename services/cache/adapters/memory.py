@@ -9,34 +9,23 @@ bounded but TTLs: size the namespaces' maxima for the memory you have.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import heapq
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from services.cache.adapters.memory_locks import MemoryLocks
+from outrigger.tasks import Periodic
 from services.cache.adapters.waiting import wait_for_fill
 from services.cache.domain import (
     MAX_LEASE_MS,
-    MAX_WAIT_MS,
     UNCONDITIONAL,
-    CacheLimits,
     Entry,
     FillLease,
-    Lock,
     Lookup,
     StoreStats,
     Write,
     WriteCondition,
-    check_delete_condition,
-    check_key,
-    check_keys,
-    check_namespace,
-    check_range,
-    invalidation_tags,
     lease_not_held,
     lease_outdated,
     new_token,
@@ -66,31 +55,21 @@ class _Lease:
 
 
 class MemoryCacheStore:
-    def __init__(
-        self, limits: CacheLimits | None = None, *, sweep_interval_seconds: float = 1.0
-    ) -> None:
-        self.limits = limits or CacheLimits()
-        self._sweep_interval = sweep_interval_seconds
+    def __init__(self, *, sweep_interval_seconds: float = 1.0) -> None:
+        self._sweeper = Periodic(self._sweep, sweep_interval_seconds, name="cache-memory-sweep")
         self._entries: dict[tuple[str, str], _Stored] = {}
         self._tags: dict[tuple[str, str], set[str]] = {}
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._marks: dict[tuple[str, str], float] = {}
         self._namespaces: set[str] = set()
         self._expiries: list[tuple[float, str, str, str]] = []
-        self._locks = MemoryLocks()
         self._expired = 0
-        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name="cache-memory-sweep")
+        self._sweeper.start()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._sweeper.stop()
 
     async def check(self) -> None:
         """Always ready: the data lives in this process."""
@@ -148,8 +127,6 @@ class MemoryCacheStore:
         return entry
 
     async def get(self, namespace: str, key: str, *, allow_stale: bool = False) -> Entry | None:
-        check_namespace(namespace)
-        check_key(key)
         now = time.monotonic()
         stored = (
             self._live(namespace, key, now) if allow_stale else self._fresh(namespace, key, now)
@@ -159,7 +136,6 @@ class MemoryCacheStore:
     async def put(
         self, namespace: str, write: Write, condition: WriteCondition = UNCONDITIONAL
     ) -> Entry:
-        write = self.limits.prepare(namespace, write)
         now = time.monotonic()
         current = self._fresh(namespace, write.key, now)
         version = None if current is None else current.entry.version
@@ -170,9 +146,6 @@ class MemoryCacheStore:
     async def delete(
         self, namespace: str, key: str, condition: WriteCondition = UNCONDITIONAL
     ) -> bool:
-        check_namespace(namespace)
-        check_key(key)
-        check_delete_condition(condition)
         now = time.monotonic()
         current = self._fresh(namespace, key, now)
         version = None if current is None else current.entry.version
@@ -182,21 +155,16 @@ class MemoryCacheStore:
         return self._drop(namespace, key)
 
     async def mget(self, namespace: str, keys: Sequence[str]) -> list[Entry | None]:
-        check_namespace(namespace)
-        check_keys(keys)
         now = time.monotonic()
         found = [self._fresh(namespace, key, now) for key in keys]
         return [None if stored is None else stored.read(now) for stored in found]
 
     async def mset(self, namespace: str, writes: Sequence[Write]) -> list[Entry]:
-        writes = self.limits.prepare_batch(namespace, writes)
         now = time.monotonic()
         return [self._store(namespace, write, now) for write in writes]
 
     async def invalidate_tags(self, namespace: str | None, tags: Iterable[str]) -> int:
-        tags = invalidation_tags(tags)
-        if namespace is not None:
-            check_namespace(namespace)
+        tags = list(tags)
         now = time.monotonic()
         removed = 0
         for ns in [namespace] if namespace is not None else sorted(self._namespaces):
@@ -208,9 +176,6 @@ class MemoryCacheStore:
         return removed
 
     async def invalidate_prefix(self, namespace: str, prefix: str) -> int:
-        check_namespace(namespace)
-        if prefix:
-            check_key(prefix)
         now = time.monotonic()
         removed = 0
         for ns, key in [*self._entries, *self._leases]:
@@ -236,18 +201,12 @@ class MemoryCacheStore:
     async def acquire_fill_lease(
         self, namespace: str, key: str, *, lease_ms: int, wait_ms: int = 0
     ) -> Lookup:
-        check_namespace(namespace)
-        check_key(key)
-        check_range("lease_ms", lease_ms, 1, MAX_LEASE_MS)
-        check_range("wait_ms", wait_ms, 0, MAX_WAIT_MS)
-
         async def attempt() -> Lookup:
             return self._lookup(namespace, key, lease_ms)
 
         return await wait_for_fill(attempt, wait_ms)
 
     async def fill(self, namespace: str, write: Write, lease_token: str) -> Entry:
-        write = self.limits.prepare(namespace, write)
         now = time.monotonic()
         lease = self._leases.get((namespace, write.key))
         if lease is None or lease.token != lease_token or lease.until <= now:
@@ -258,20 +217,8 @@ class MemoryCacheStore:
                 raise lease_outdated(namespace, write.key, tag)
         return self._store(namespace, write, now)
 
-    async def acquire(self, resource: str, ttl_ms: int, wait_ms: int = 0) -> Lock:
-        return await self._locks.acquire(resource, ttl_ms, wait_ms)
-
-    async def renew(self, resource: str, token: str, ttl_ms: int) -> Lock:
-        return await self._locks.renew(resource, token, ttl_ms)
-
-    async def release(self, resource: str, token: str) -> None:
-        await self._locks.release(resource, token)
-
-    async def validate_fence(self, resource: str, fence: int) -> None:
-        await self._locks.validate_fence(resource, fence)
-
     def sweep(self) -> None:
-        """Removes what expired: entries (from the heap), leases, old marks, lost locks."""
+        """Removes what expired: entries (from the heap), leases and old invalidation marks."""
         now = time.monotonic()
         while self._expiries and self._expiries[0][0] <= now:
             _, namespace, key, version = heapq.heappop(self._expiries)
@@ -288,9 +235,6 @@ class MemoryCacheStore:
         oldest = now - MAX_LEASE_MS / 1000
         for place in [place for place, at in self._marks.items() if at <= oldest]:
             del self._marks[place]
-        self._locks.sweep()
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._sweep_interval)
-            self.sweep()
+    async def _sweep(self) -> None:
+        self.sweep()

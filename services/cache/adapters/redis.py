@@ -3,9 +3,10 @@
 
 Reads run a script too, so an entry and its remaining TTL come from one snapshot. The exceptions:
 `invalidate_prefix` walks the keyspace with SCAN, `invalidate_tags(None, …)` runs the script once
-per namespace. Single-key operations (get, put, delete, fill leases) travel over one pipelined
-connection, batches, scans and locks over the pool (`redis_connection`). Every Redis failure is a
-`CacheError` (503) naming the server.
+per namespace. Single-key operations (get, put, delete, fill leases) are pipelined together per
+event-loop turn, batches and scans run on a pooled connection each (`redis_connection`); the
+store's `RedisLocks` share the same pool. Every Redis failure is a `CacheError` (503) naming the
+server.
 """
 
 from __future__ import annotations
@@ -16,26 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from services.cache.adapters import redis_lua as lua
 from services.cache.adapters.redis_connection import RedisConnection
-from services.cache.adapters.redis_locks import RedisLocks
 from services.cache.adapters.waiting import wait_for_fill
 from services.cache.domain import (
     MAX_LEASE_MS,
-    MAX_WAIT_MS,
-    NAMESPACE_PATTERN,
     UNCONDITIONAL,
-    CacheLimits,
     Entry,
     FillLease,
     Lookup,
     StoreStats,
     Write,
     WriteCondition,
-    check_delete_condition,
-    check_key,
-    check_keys,
-    check_namespace,
-    check_range,
-    invalidation_tags,
     lease_not_held,
     lease_outdated,
     new_token,
@@ -44,8 +35,6 @@ from services.cache.domain import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
-
-    from services.cache.domain import Lock
 
 GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 SCAN_COUNT = 1000
@@ -91,25 +80,25 @@ def _fields(write: Write, version: str) -> list[Any]:
 
 
 class RedisCacheStore:
+    """Entries on the Redis at `url`. `redis` is its connection: `RedisLocks` share it, and
+    `close()` closes it."""
+
     def __init__(
         self,
         url: str,
-        limits: CacheLimits | None = None,
         *,
         key_prefix: str = "oc",
         pool_size: int = 50,
         timeout_seconds: float = 2.0,
     ) -> None:
-        self.limits = limits or CacheLimits()
-        self._redis = RedisConnection(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+        self.redis = RedisConnection(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
         self._prefix = key_prefix
         self._registry = f"{key_prefix}:namespaces"
-        self._locks = RedisLocks(self._redis, key_prefix)
-        self._read, self._put = self._redis.script(lua.READ), self._redis.script(lua.PUT)
-        self._mset, self._delete = self._redis.script(lua.MSET), self._redis.script(lua.DELETE)
-        self._drop_keys = self._redis.script(lua.DROP_KEYS)
-        self._invalidate = self._redis.script(lua.INVALIDATE_TAGS)
-        self._lease, self._fill = self._redis.script(lua.LEASE), self._redis.script(lua.FILL)
+        self._read, self._put = self.redis.script(lua.READ), self.redis.script(lua.PUT)
+        self._mset, self._delete = self.redis.script(lua.MSET), self.redis.script(lua.DELETE)
+        self._drop_keys = self.redis.script(lua.DROP_KEYS)
+        self._invalidate = self.redis.script(lua.INVALIDATE_TAGS)
+        self._lease, self._fill = self.redis.script(lua.LEASE), self.redis.script(lua.FILL)
 
     def _space(self, namespace: str) -> str:
         return f"{self._prefix}:{{{namespace}}}:"
@@ -123,32 +112,29 @@ class RedisCacheStore:
         return None
 
     async def close(self) -> None:
-        await self._redis.close()
+        await self.redis.close()
 
     async def check(self) -> None:
-        with self._redis.errors():
-            await self._redis.client.ping()
+        with self.redis.errors():
+            await self.redis.client.ping()
 
     async def stats(self) -> StoreStats:
-        with self._redis.errors():
-            info = await self._redis.client.info("stats")
+        with self.redis.errors():
+            info = await self.redis.client.info("stats")
         return StoreStats(int(info["expired_keys"]), int(info["evicted_keys"]))
 
     async def get(self, namespace: str, key: str, *, allow_stale: bool = False) -> Entry | None:
-        check_namespace(namespace)
-        check_key(key)
-        [row] = await self._redis.call(self._read, self._keys(namespace, key)[:1])
+        [row] = await self.redis.call(self._read, self._keys(namespace, key)[:1])
         entry = None if row == 0 else _entry(key, row)
         return None if entry is None or (entry.stale and not allow_stale) else entry
 
     async def put(
         self, namespace: str, write: Write, condition: WriteCondition = UNCONDITIONAL
     ) -> Entry:
-        write = self.limits.prepare(namespace, write)
         kind = "absent" if condition.if_none_match_any else "match" if condition.if_match else ""
         version, space = new_token(), self._space(namespace)
         args = [space, namespace, *_fields(write, version), kind, condition.if_match or ""]
-        found = await self._redis.call(self._put, self._keys(namespace, write.key), args)
+        found = await self.redis.call(self._put, self._keys(namespace, write.key), args)
         if found[0] == b"precondition":
             current = found[1].decode() or None
             raise precondition_failed(namespace, write.key, condition, current)
@@ -157,86 +143,72 @@ class RedisCacheStore:
     async def delete(
         self, namespace: str, key: str, condition: WriteCondition = UNCONDITIONAL
     ) -> bool:
-        check_namespace(namespace)
-        check_key(key)
-        check_delete_condition(condition)
         args = [self._space(namespace), key, condition.if_match or ""]
-        found = await self._redis.call(self._delete, self._keys(namespace, key)[:2], args)
+        found = await self.redis.call(self._delete, self._keys(namespace, key)[:2], args)
         if found[0] == b"precondition":
             raise precondition_failed(namespace, key, condition, found[1].decode() or None)
         return bool(found[1])
 
     async def mget(self, namespace: str, keys: Sequence[str]) -> list[Entry | None]:
-        check_namespace(namespace)
-        check_keys(keys)
         entry_keys = [self._keys(namespace, key)[0] for key in keys]
-        rows = await self._redis.run(self._read, entry_keys, [])
+        rows = await self.redis.run(self._read, entry_keys, [])
         entries = [
             None if row == 0 else _entry(key, row) for key, row in zip(keys, rows, strict=True)
         ]
         return [None if entry is None or entry.stale else entry for entry in entries]
 
     async def mset(self, namespace: str, writes: Sequence[Write]) -> list[Entry]:
-        writes = self.limits.prepare_batch(namespace, writes)
         versions = [new_token() for _ in writes]
         keys = [self._keys(namespace, write.key)[0] for write in writes] + [self._registry]
         args: list[Any] = [self._space(namespace), namespace]
         for write, version in zip(writes, versions, strict=True):
             args += _fields(write, version)
-        created = await self._redis.run(self._mset, keys, args)
+        created = await self.redis.run(self._mset, keys, args)
         return [
             _stored(write, version, created)
             for write, version in zip(writes, versions, strict=True)
         ]
 
     async def invalidate_tags(self, namespace: str | None, tags: Iterable[str]) -> int:
-        tags = invalidation_tags(tags)
+        tags = list(tags)
         if namespace is not None:
-            check_namespace(namespace)
             namespaces = [namespace]
         else:
-            with self._redis.errors():
-                known = await self._redis.client.smembers(self._registry)
+            with self.redis.errors():
+                known = await self.redis.client.smembers(self._registry)
             namespaces = sorted(_text(raw) for raw in known)
         removed = 0
-        for ns in (ns for ns in namespaces if NAMESPACE_PATTERN.fullmatch(ns)):
+        for ns in namespaces:
             space = self._space(ns)
             indexes = [f"{space}t:{tag}" for tag in tags]
             args = [space, MAX_LEASE_MS, *tags]
-            removed += int(await self._redis.run(self._invalidate, indexes, args))
+            removed += int(await self.redis.run(self._invalidate, indexes, args))
         return removed
 
     async def invalidate_prefix(self, namespace: str, prefix: str) -> int:
-        check_namespace(namespace)
-        if prefix:
-            check_key(prefix)
         space = self._space(namespace)
         escaped = GLOB_SPECIAL.sub(r"\\\1", prefix)
         pattern = f"{space}[kl]:{escaped}*"
         skip = len(f"{space}k:")
         cursor, removed = 0, 0
         while True:
-            with self._redis.errors():
-                cursor, found = await self._redis.client.scan(cursor, pattern, SCAN_COUNT)
+            with self.redis.errors():
+                cursor, found = await self.redis.client.scan(cursor, pattern, SCAN_COUNT)
             keys = sorted({_text(raw)[skip:] for raw in found})
             if keys:
                 entry_keys = [f"{space}k:{key}" for key in keys]
-                removed += int(await self._redis.run(self._drop_keys, entry_keys, [space, *keys]))
+                removed += int(await self.redis.run(self._drop_keys, entry_keys, [space, *keys]))
             if cursor == 0:
                 return removed
 
     async def acquire_fill_lease(
         self, namespace: str, key: str, *, lease_ms: int, wait_ms: int = 0
     ) -> Lookup:
-        check_namespace(namespace)
-        check_key(key)
-        check_range("lease_ms", lease_ms, 1, MAX_LEASE_MS)
-        check_range("wait_ms", wait_ms, 0, MAX_WAIT_MS)
         keys = self._keys(namespace, key)
 
         async def attempt() -> Lookup:
             token = new_token()
-            found = await self._redis.call(self._lease, keys, [token, lease_ms, namespace])
+            found = await self.redis.call(self._lease, keys, [token, lease_ms, namespace])
             entry = None if found[1] == 0 else _entry(key, found[1])
             if found[0] == b"hit":
                 return Lookup(entry)
@@ -247,24 +219,11 @@ class RedisCacheStore:
         return await wait_for_fill(attempt, wait_ms)
 
     async def fill(self, namespace: str, write: Write, lease_token: str) -> Entry:
-        write = self.limits.prepare(namespace, write)
         version = new_token()
         args = [self._space(namespace), namespace, *_fields(write, version), lease_token]
-        found = await self._redis.call(self._fill, self._keys(namespace, write.key), args)
+        found = await self.redis.call(self._fill, self._keys(namespace, write.key), args)
         if found[0] == b"nolease":
             raise lease_not_held(namespace, write.key)
         if found[0] == b"invalidated":
             raise lease_outdated(namespace, write.key, found[1].decode())
         return _stored(write, version, found[1])
-
-    async def acquire(self, resource: str, ttl_ms: int, wait_ms: int = 0) -> Lock:
-        return await self._locks.acquire(resource, ttl_ms, wait_ms)
-
-    async def renew(self, resource: str, token: str, ttl_ms: int) -> Lock:
-        return await self._locks.renew(resource, token, ttl_ms)
-
-    async def release(self, resource: str, token: str) -> None:
-        await self._locks.release(resource, token)
-
-    async def validate_fence(self, resource: str, fence: int) -> None:
-        await self._locks.validate_fence(resource, fence)

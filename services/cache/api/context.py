@@ -1,30 +1,25 @@
-"""What the routes share: the running cache the lifespan built."""
+"""What the routes share: the use cases the lifespan built (`app.state.cache`, `.locks`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 
-if TYPE_CHECKING:
-    from outrigger.audit_trail import AuditTrail
-    from services.cache.domain import CacheStore
+from services.cache.service import CacheService, LockService
 
 
-@dataclass(frozen=True, slots=True)
-class Cache:
-    """The running cache: `app.state.cache`, set by the lifespan in `services.cache.app`."""
-
-    store: CacheStore
-    audit: AuditTrail
-    max_value_bytes: int
+async def entries(request: Request) -> CacheService:
+    """The dependency that hands a route the entry use cases."""
+    cache: CacheService = request.app.state.cache
+    return cache
 
 
-async def cache(request: Request) -> Cache:
-    """The dependency that hands a route the running cache."""
-    running: Cache = request.app.state.cache
-    return running
+async def locks(request: Request) -> LockService:
+    """The dependency that hands a route the lock use cases."""
+    found: LockService = request.app.state.locks
+    return found
 
 
-Running = Annotated[Cache, Depends(cache)]
+Entries = Annotated[CacheService, Depends(entries)]
+Locks = Annotated[LockService, Depends(locks)]

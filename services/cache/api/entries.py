@@ -1,123 +1,204 @@
 """One entry: read it, write it, delete it. `/v1/cache/{namespace}/{key}`; keys may hold `/`.
 
-A read is the hot path: it returns the stored bytes as a raw response, with no model in between.
+A read is the hot path: one `RequestRoute` that reads its own parameters and returns the stored
+bytes as a raw response, with no model in between; its declaration describes it in OpenAPI.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from outrigger.auth import Principal, Scopes, require_scope
-from outrigger.errors import InvalidInput, NotFound, TooLarge
-from outrigger.http import TemplateRoute
-from services.cache import metrics
-from services.cache.api import docs
-from services.cache.api.context import Running  # noqa: TC001 (FastAPI reads it at runtime)
+from outrigger.errors import NotFound, TooLarge
+from outrigger.http import ServiceRoute, problem_responses
+from services.cache.api.context import Entries  # noqa: TC001 (FastAPI reads it at runtime)
 from services.cache.api.headers import (
     FILL_LEASE,
     entry_headers,
     etag_matches,
-    milliseconds,
     tag_set,
     write_condition,
 )
-from services.cache.api.schemas import PLAIN_READ, ReadOptions, StoredEntry
-from services.cache.domain import (
-    DEFAULT_CONTENT_TYPE,
-    UNCONDITIONAL,
-    CacheStore,
-    Entry,
-    Lookup,
-    Write,
+from services.cache.api.routing import RequestRoute, parameter, query_parameters
+from services.cache.api.schemas import (
+    CONTENT_TYPE_SCHEMA,
+    NAMESPACE_SCHEMA,
+    PATH_KEY_SCHEMA,
+    PLAIN_READ,
+    SWR,
+    TAG_LIST_PATTERN,
+    TTL,
+    MaybeSeconds,
+    ReadOptions,
+    StoredEntry,
+    Window,
+    milliseconds,
 )
+from services.cache.domain import DEFAULT_CONTENT_TYPE, Entry, Lookup, Write
 
-router = APIRouter(prefix="/v1/cache", tags=["entries"])
-can_read = require_scope(Scopes.CACHE_READ).dependency
+if TYPE_CHECKING:
+    from services.cache.service import CacheService
+
+PREFIX = "/v1/cache"
 ENTRY = "/{namespace}/{key:path}"
+KEY = "1-512 characters without line feeds; may hold `/` (percent-encode the others)"
+router = APIRouter(prefix=PREFIX, tags=["entries"], route_class=ServiceRoute)
+Namespace = Annotated[str, Path(json_schema_extra=NAMESPACE_SCHEMA)]
+Key = Annotated[str, Path(description=KEY, json_schema_extra=PATH_KEY_SCHEMA)]
+ETAG = {"description": "the entry's version, quoted", "schema": {"type": "string"}}
 
 
 async def read_entry(request: Request) -> Response:
-    """The stored bytes with their Content-Type, ETag and Cache-Control; 404 on a miss.
-
-    The hot path: a plain Starlette endpoint that reads path, query and headers straight from
-    the request (they are documented in `docs.READ_OPENAPI`), served by `READ_ROUTE`.
-    """
-    await can_read(request, None)
+    """The stored bytes with their Content-Type, ETag and Cache-Control; 404 on a miss."""
+    cache: CacheService = request.app.state.cache
     namespace, key = request.path_params["namespace"], request.path_params["key"]
-    store: CacheStore = request.app.state.cache.store
     if_none_match = request.headers.get("if-none-match")
     options = ReadOptions.of(request) if request.scope["query_string"] else PLAIN_READ
     if options.fill is None:
-        entry = await store.get(namespace, key)
-        metrics.looked_up(namespace, entry is not None, entry is None)
+        entry = await cache.read(namespace, key)
         if entry is None:
             raise miss(namespace, key)
         return entry_response(entry, if_none_match)
-    found = await store.acquire_fill_lease(
+    found = await cache.read_or_lease(
         namespace, key, lease_ms=options.lease_ms, wait_ms=options.wait_ms
     )
     return lookup_response(namespace, key, found, if_none_match)
 
 
-# `READ_ROUTE` serves reads ahead of every router (see `services.cache.app`): FastAPI's parameter
-# machinery and nested routers cost more than the whole read. The route below only documents it.
-READ_ROUTE = TemplateRoute(router.prefix + ENTRY, read_entry, methods=["GET"], name="read_entry")
-router.add_api_route(
-    ENTRY, read_entry, methods=["GET"], responses=docs.READ, openapi_extra=docs.READ_OPENAPI
+READ = RequestRoute(
+    PREFIX + ENTRY,
+    read_entry,
+    methods=["GET"],
+    scopes=[Scopes.CACHE_READ],
+    name="read_entry",
+    tags=["entries"],
+    summary="Read Entry",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The stored bytes, with the Content-Type they were stored with.",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "headers": {
+                "ETag": ETAG,
+                "Cache-Control": {"description": "max-age=<whole seconds of freshness left>"},
+                "Cache-Tag": {"description": "the entry's tags, comma-separated"},
+                "Cache-Status": {"description": "`outrigger; hit; detail=stale` (fill=lease)"},
+                "Fill-Lease": {"description": "fill=lease: this caller must refill the entry"},
+            },
+        },
+        304: {"description": "If-None-Match names the current version.", "headers": {"ETag": ETAG}},
+        **problem_responses(
+            {
+                404: "A miss. With fill=lease the problem carries `lease` ({token, ttl_ms}: fill "
+                "the key) or `retry_after_ms` (another caller is filling it; also Retry-After)."
+            }
+        ),
+    },
+    openapi_extra={
+        "parameters": [
+            parameter("namespace", "path", {"type": "string", **NAMESPACE_SCHEMA}),
+            parameter("key", "path", {"type": "string", **PATH_KEY_SCHEMA}, KEY),
+            *query_parameters(ReadOptions),
+            parameter(
+                "If-None-Match",
+                "header",
+                {"type": "string"},
+                "ETags, or *: 304 if one names the current version",
+            ),
+        ],
+    },
 )
 
 
-@router.put(ENTRY, dependencies=[require_scope(Scopes.CACHE_WRITE)], responses=docs.WRITE)
+@router.put(
+    ENTRY,
+    dependencies=[require_scope(Scopes.CACHE_WRITE)],
+    responses={
+        200: {"description": "Stored.", "headers": {"ETag": ETAG}},
+        **problem_responses(
+            {
+                409: "Fill-Lease: the lease is gone; nothing was stored.",
+                412: "If-Match / If-None-Match did not hold (`current_version`).",
+            }
+        ),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def write_entry(
     request: Request,
     response: Response,
-    namespace: str,
-    key: str,
-    running: Running,
-    ttl: Annotated[float | None, Query(gt=0, allow_inf_nan=False, description=docs.TTL)] = None,
-    swr: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description=docs.SWR)] = None,
-    tags: Annotated[str | None, Query(description="comma-separated, e.g. stream:order-7")] = None,
-    content_type: Annotated[str, Header()] = DEFAULT_CONTENT_TYPE,
-    if_match: Annotated[str | None, Header()] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
-    fill_lease: Annotated[str | None, Header(description=docs.FILL_WITH)] = None,
+    namespace: Namespace,
+    key: Key,
+    cache: Entries,
+    ttl: Annotated[MaybeSeconds, Query(description=TTL)] = None,
+    swr: Annotated[Window, Query(description=SWR)] = 0,
+    tags: Annotated[
+        str | None,
+        Query(
+            description="comma-separated, e.g. stream:order-7,users",
+            json_schema_extra={"pattern": TAG_LIST_PATTERN},
+        ),
+    ] = None,
+    content_type: Annotated[str, Header(json_schema_extra=CONTENT_TYPE_SCHEMA)] = (
+        DEFAULT_CONTENT_TYPE
+    ),
+    if_match: Annotated[
+        str | None,
+        Header(description="the version to replace", json_schema_extra={"pattern": "^[^,*]*$"}),
+    ] = None,
+    if_none_match: Annotated[
+        str | None,
+        Header(description="*: store only if absent", json_schema_extra={"pattern": r"^ *\* *$"}),
+    ] = None,
+    fill_lease: Annotated[
+        str | None, Header(description="the lease a fill=lease read handed out: fill its key")
+    ] = None,
 ) -> StoredEntry:
     """Stores the body under a new version; `If-Match` compares and sets, `If-None-Match: *`
     stores only if absent, `Fill-Lease` fills a key whose lease this caller holds."""
-    value = await read_value(request, running.max_value_bytes)
+    value = await read_value(request, cache.limits.max_value_bytes)
     write = Write(
         key,
         value,
         content_type=content_type,
-        ttl_ms=milliseconds("ttl", ttl),
-        swr_ms=milliseconds("swr", swr) or 0,
+        ttl_ms=None if ttl is None else milliseconds(ttl),
+        swr_ms=milliseconds(swr),
         tags=tag_set(tags),
     )
     condition = write_condition(if_match, if_none_match)
-    if fill_lease is None:
-        entry = await running.store.put(namespace, write, condition)
-    elif condition is UNCONDITIONAL:
-        entry = await running.store.fill(namespace, write, fill_lease)
-    else:
-        raise InvalidInput("a fill (Fill-Lease) is unconditional: drop If-Match / If-None-Match")
+    entry = await cache.write(namespace, write, condition, fill_lease=fill_lease)
     response.headers["ETag"] = entry.etag
     return StoredEntry.of(entry)
 
 
-@router.delete(ENTRY, status_code=204, responses=docs.DELETE)
+@router.delete(
+    ENTRY,
+    status_code=204,
+    responses=problem_responses(
+        {404: "There was no entry.", 412: "If-Match did not hold (`current_version`)."}
+    ),
+)
 async def delete_entry(
-    namespace: str,
-    key: str,
-    running: Running,
+    namespace: Namespace,
+    key: Key,
+    cache: Entries,
     principal: Annotated[Principal, require_scope(Scopes.CACHE_WRITE)],
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: Annotated[
+        str | None,
+        Header(description="the version to delete", json_schema_extra={"pattern": "^[^,*]*$"}),
+    ] = None,
 ) -> Response:
     """Removes the entry (fresh or stale) and voids its fill lease; 404 if there was none."""
-    if not await running.store.delete(namespace, key, write_condition(if_match, None)):
+    condition = write_condition(if_match, None)
+    if not await cache.delete(namespace, key, condition, actor=principal.subject):
         raise miss(namespace, key)
-    await running.audit.record("delete", actor=principal.subject, target=f"{namespace}/{key}")
     return Response(status_code=204)
 
 
@@ -135,21 +216,13 @@ def lookup_response(namespace: str, key: str, found: Lookup, if_none_match: str 
     """A fresh hit; else the stale copy (with the lease if this caller must refill); else a
     404 with the lease, or with how long to wait for the caller who is filling."""
     entry, lease = found.entry, found.lease
-    metrics.looked_up(
-        namespace, entry is not None and not entry.stale, entry is None or entry.stale
-    )
-    if lease is not None:
-        metrics.FILL_LEASES.labels(namespace).inc()
     if entry is not None:
-        if entry.stale:
-            metrics.STALE_SERVED.labels(namespace).inc()
         grant = {FILL_LEASE: lease.token} if lease is not None else {}
         return entry_response(entry, if_none_match, **grant)
     if lease is not None:
         error = miss(namespace, key, lease={"token": lease.token, "ttl_ms": lease.ttl_ms})
         error.headers[FILL_LEASE] = lease.token
         raise error
-    metrics.FILL_WAITS.labels(namespace).inc()
     wait = found.retry_after_ms
     error = miss(
         namespace,

@@ -6,11 +6,10 @@ An ETag is the entry's version in double quotes. `If-None-Match` uses the weak c
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from outrigger.errors import InvalidInput
-from services.cache.domain import IF_NONE_MATCH_ANY, UNCONDITIONAL, WriteCondition, if_match
+from services.cache.domain import IF_NONE_MATCH_ANY, UNCONDITIONAL, WriteCondition
 
 if TYPE_CHECKING:
     from services.cache.domain import Entry
@@ -40,39 +39,27 @@ def entry_headers(entry: Entry) -> dict[str, str]:
 
 
 def write_condition(if_match_header: str | None, if_none_match: str | None) -> WriteCondition:
-    """The condition of a PUT or DELETE: `If-Match: "<version>"` or `If-None-Match: *`."""
-    if if_match_header is not None and if_none_match is not None:
-        raise InvalidInput("send If-Match or If-None-Match, not both")
-    if if_none_match is not None:
-        if if_none_match.strip() != "*":
-            raise InvalidInput(
-                "a write takes only If-None-Match: * (store if absent); to compare versions "
-                'send If-Match: "<version>"'
-            )
-        return IF_NONE_MATCH_ANY
+    """The condition of a PUT or DELETE: `If-Match: "<version>"`, `If-None-Match: *`, or both
+    (which never hold)."""
+    absent = if_none_match is not None
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise InvalidInput(
+            "a write takes only If-None-Match: * (store if absent); to compare versions "
+            'send If-Match: "<version>"'
+        )
     if if_match_header is None:
-        return UNCONDITIONAL
+        return IF_NONE_MATCH_ANY if absent else UNCONDITIONAL
     tag = if_match_header.strip()
     if tag == "*" or "," in tag:
         raise InvalidInput(
             'If-Match takes exactly one ETag, as read from the entry: If-Match: "<version>"'
         )
-    if tag.startswith("W/"):
-        return if_match(tag)  # a weak tag never matches in the strong comparison: 412
-    return if_match(tag.strip('"'))
-
-
-def milliseconds(name: str, seconds: float | None) -> int | None:
-    """Seconds as given in a query or body (fractions allowed) in whole milliseconds."""
-    if seconds is None:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidInput(f"{name} must be a finite number of seconds, not {seconds}")
-    return round(seconds * 1000)
+    version = tag if tag.startswith("W/") else tag.strip('"')  # weak: never matches (412)
+    return WriteCondition(if_match=version, if_none_match_any=absent)
 
 
 def tag_set(tags: str | None) -> frozenset[str]:
-    """The tags of a `tags=a,b` query value; blank entries are ignored."""
+    """The tags of a `tags=a,b` query value; spaces around them and blank entries are ignored."""
     if not tags:
         return frozenset()
     return frozenset(tag.strip() for tag in tags.split(",") if tag.strip())

@@ -1,4 +1,8 @@
-"""The JSON bodies of the cache API: batches, invalidations, locks, and what a write stored.
+"""What the cache API reads and writes: parameter rules, JSON bodies, and what a write stored.
+
+Names and keys are declared with the domain's patterns and lengths (`*_SCHEMA`), which the
+use-case room enforces with messages that say what to do; numbers are bounded here, where they
+enter, with the same rule on every route that takes them (`Seconds`, `LeaseMs`, `WaitMs`, …).
 
 Values in JSON travel as UTF-8 text (`"encoding": "utf-8"`, the default) or as base64
 (`"encoding": "base64"`), chosen per request. A value read back as UTF-8 that is not valid UTF-8
@@ -10,18 +14,35 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime  # noqa: TC003 (pydantic resolves the annotation at runtime)
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from outrigger.errors import InvalidInput
 from services.cache.domain import (
+    CONTENT_TYPE_PATTERN,
     DEFAULT_CONTENT_TYPE,
     MAX_BATCH_KEYS,
+    MAX_FENCE,
+    MAX_KEY_LENGTH,
     MAX_LEASE_MS,
     MAX_LOCK_TTL_MS,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    MAX_TTL_MS,
     MAX_WAIT_MS,
+    NAMESPACE_PATTERN,
+    RESOURCE_PATTERN,
+    TAG_CHARACTER,
 )
 
 if TYPE_CHECKING:
@@ -29,11 +50,43 @@ if TYPE_CHECKING:
 
     from services.cache.domain import Entry, Lock
 
+NOT_A_DOT_SEGMENT = r"(?!\.\.?$)"  # a client would resolve a path segment "." or ".." away
+NAMESPACE_SCHEMA = {"pattern": f"^{NAMESPACE_PATTERN.pattern}$"}
+KEY_SCHEMA = {"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"^[^\n]*$"}
+PATH_KEY_SCHEMA = {**KEY_SCHEMA, "pattern": rf"^{NOT_A_DOT_SEGMENT}[^\n]*$"}
+TAG_SCHEMA = {"minLength": 1, "maxLength": MAX_TAG_LENGTH, "pattern": f"^{TAG_CHARACTER}*$"}
+ONE_TAG = f"{TAG_CHARACTER}{{1,{MAX_TAG_LENGTH}}}"
+TAG_LIST_PATTERN = f"^({ONE_TAG}(,{ONE_TAG}){{0,{MAX_TAGS - 1}}})?$"
+PREFIX_SCHEMA = {"type": "string", "maxLength": MAX_KEY_LENGTH, "pattern": r"^[^\n]*$"}
+RESOURCE_SCHEMA = {"pattern": f"^{NOT_A_DOT_SEGMENT}{RESOURCE_PATTERN.pattern}$"}
+CONTENT_TYPE_SCHEMA = {"pattern": f"^{CONTENT_TYPE_PATTERN.pattern}$"}
+BASE64_PATTERN = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+MAX_TTL_SECONDS = MAX_TTL_MS // 1000
+
+Key = Annotated[str, Field(json_schema_extra=KEY_SCHEMA)]
+Tag = Annotated[str, Field(json_schema_extra=TAG_SCHEMA)]
+Tags = Annotated[list[Tag], Field(min_length=1, max_length=MAX_TAGS)]
+Seconds = Annotated[float, Field(ge=0.001, le=MAX_TTL_SECONDS, allow_inf_nan=False)]
+Window = Annotated[float, Field(ge=0, le=MAX_TTL_SECONDS, allow_inf_nan=False)]
+# Optional values, documented without `null`: a client leaves the field out instead.
+MaybeSeconds = Annotated[Seconds | None, WithJsonSchema(TypeAdapter(Seconds).json_schema())]
+MaybeTags = Annotated[Tags | None, WithJsonSchema(TypeAdapter(Tags).json_schema())]
+Fill = Literal["lease"]
+MaybeFill = Annotated[Fill | None, WithJsonSchema(TypeAdapter(Fill).json_schema())]
+LeaseMs = Annotated[int, Field(ge=1, le=MAX_LEASE_MS)]
+WaitMs = Annotated[int, Field(ge=0, le=MAX_WAIT_MS)]
+LockTtlMs = Annotated[int, Field(ge=1, le=MAX_LOCK_TTL_MS)]
+TTL = (
+    "freshness in seconds (fractions allowed, whole milliseconds kept); default and maximum: "
+    "the namespace's (OUTRIGGER_CACHE_NAMESPACE_TTLS, else 300 s and 86,400 s)"
+)
+SWR = "stale-while-revalidate window in seconds after the TTL (served to fill=lease readers)"
 Encoding = Literal["utf-8", "base64"]
 
 
-def seconds(description: str) -> Any:
-    return Field(default=None, gt=0, allow_inf_nan=False, description=description)
+def milliseconds(seconds: float) -> int:
+    """Seconds as given (bounded by `Seconds` or `Window`) in whole milliseconds."""
+    return round(seconds * 1000)
 
 
 class Body(BaseModel):
@@ -59,11 +112,19 @@ def encode_value(value: bytes, encoding: Encoding) -> tuple[str, Encoding]:
 
 
 class ReadOptions(BaseModel):
-    """The query of a read: `?fill=lease&lease_ms=&wait_ms=` (see `docs.READ_OPENAPI`)."""
+    """The query of a read, parsed by the read itself (`entries.read_entry`)."""
 
-    fill: Literal["lease"] | None = None
-    lease_ms: int = Field(5000, ge=1, le=MAX_LEASE_MS)
-    wait_ms: int = Field(0, ge=0, le=MAX_WAIT_MS)
+    fill: MaybeFill = Field(
+        None,
+        description=(
+            "`lease`: on a miss, the first caller gets a fill lease (404 with `lease`, or the "
+            "stale copy with a `Fill-Lease` header) and fills the key with PUT + `Fill-Lease`; "
+            "the others get the stale copy at once, or wait up to `wait_ms` for the fill, then "
+            "a 404 with `retry_after_ms` and `Retry-After`."
+        ),
+    )
+    lease_ms: LeaseMs = Field(5000, description="with fill=lease: the lease length")
+    wait_ms: WaitMs = Field(0, description="with fill=lease: how long to wait for another's fill")
 
     @classmethod
     def of(cls, request: Request) -> ReadOptions:
@@ -104,7 +165,9 @@ class StoredEntry(BaseModel):
 
 
 class MgetRequest(Body):
-    keys: list[str] = Field(min_length=1, max_length=MAX_BATCH_KEYS)
+    keys: list[Key] = Field(
+        min_length=1, max_length=MAX_BATCH_KEYS, json_schema_extra={"uniqueItems": True}
+    )
     encoding: Encoding = "utf-8"
 
 
@@ -142,15 +205,30 @@ class MgetResponse(BaseModel):
 
 
 class MsetItem(Body):
-    key: str
+    key: Key
     value: str
-    content_type: str = DEFAULT_CONTENT_TYPE
-    ttl: float | None = seconds("freshness in seconds; default: the namespace's")
-    swr: float | None = seconds("stale-while-revalidate window in seconds")
-    tags: list[str] = Field(default_factory=list)
+    content_type: Annotated[str, Field(json_schema_extra=CONTENT_TYPE_SCHEMA)] = (
+        DEFAULT_CONTENT_TYPE
+    )
+    ttl: MaybeSeconds = Field(None, description=TTL)
+    swr: Window = Field(0, description=SWR)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 class MsetRequest(Body):
+    """With `"encoding": "base64"` every value is base64 (RFC 4648, padded)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"encoding": {"const": "base64"}}, "required": ["encoding"]},
+            "then": {
+                "properties": {
+                    "entries": {"items": {"properties": {"value": {"pattern": BASE64_PATTERN}}}}
+                }
+            },
+        }
+    )
+
     entries: list[MsetItem] = Field(min_length=1, max_length=MAX_BATCH_KEYS)
     encoding: Encoding = "utf-8"
 
@@ -162,8 +240,14 @@ class MsetResponse(BaseModel):
 class InvalidateRequest(Body):
     """Exactly one of `tags` (every entry carrying any of them) or `prefix` (of keys)."""
 
-    tags: list[str] | None = Field(default=None, min_length=1)
-    prefix: str | None = Field(default=None, description='"" removes the whole namespace')
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["tags"]}, {"required": ["prefix"]}]}
+    )
+
+    tags: MaybeTags = None
+    prefix: Annotated[str | None, WithJsonSchema(PREFIX_SCHEMA)] = Field(
+        None, description='the start of the keys to remove; "" removes the whole namespace'
+    )
 
     @model_validator(mode="after")
     def _one_criterion(self) -> InvalidateRequest:
@@ -177,17 +261,17 @@ class Invalidated(BaseModel):
 
 
 class AcquireLock(Body):
-    ttl_ms: int = Field(ge=1, le=MAX_LOCK_TTL_MS, description="lease length")
-    wait_ms: int = Field(0, ge=0, le=MAX_WAIT_MS, description="how long to wait for a holder")
+    ttl_ms: LockTtlMs = Field(description="lease length")
+    wait_ms: WaitMs = Field(0, description="how long to wait for a holder")
 
 
 class RenewLock(Body):
     token: str = Field(min_length=1, max_length=64)
-    ttl_ms: int = Field(ge=1, le=MAX_LOCK_TTL_MS, description="the new lease, from now")
+    ttl_ms: LockTtlMs = Field(description="the new lease, from now")
 
 
 class CheckFence(Body):
-    fence: int = Field(ge=1, description="the fence a write guarded by the lock carries")
+    fence: int = Field(ge=1, le=MAX_FENCE, description="the fence a guarded write carries")
 
 
 class HeldLock(BaseModel):
@@ -199,23 +283,3 @@ class HeldLock(BaseModel):
     @classmethod
     def of(cls, lock: Lock) -> HeldLock:
         return cls(resource=lock.resource, token=lock.token, fence=lock.fence, ttl_ms=lock.ttl_ms)
-
-
-class FillLeaseGrant(BaseModel):
-    token: str = Field(description="send it back as the Fill-Lease header of the PUT that fills")
-    ttl_ms: int = Field(description="how long the lease is yours")
-
-
-class Miss(BaseModel):
-    """The 404 problem of a miss. With `?fill=lease` it carries `lease` when this caller must
-    fill the key, or `retry_after_ms` when another caller is filling it."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    namespace: str
-    key: str
-    lease: FillLeaseGrant | None = None
-    retry_after_ms: int | None = None

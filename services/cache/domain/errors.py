@@ -18,7 +18,13 @@ def precondition_failed(
     namespace: str, key: str, condition: WriteCondition, current: str | None
 ) -> PreconditionFailed:
     where = f"{namespace}/{key}"
-    if condition.if_none_match_any:
+    if condition.contradictory:
+        now = f"is at version {current}" if current else "has no fresh entry"
+        detail = (
+            f"If-Match {condition.if_match} and If-None-Match: * never hold together ({where} "
+            f"{now}); send one of them"
+        )
+    elif condition.if_none_match_any:
         detail = f"If-None-Match: * but {where} exists (version {current}); read it or delete it"
     else:
         now = f"is at version {current}" if current else "has no fresh entry"

@@ -13,8 +13,6 @@ import secrets
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING
 
-from outrigger.errors import InvalidInput
-
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -72,18 +70,21 @@ class Entry:
 class WriteCondition:
     """When a write may happen: always, `if_match` a version, or `if_none_match_any` (absent).
 
-    Conditions look at the fresh entry only: a stale entry counts as absent, like a miss.
+    Conditions look at the fresh entry only: a stale entry counts as absent, like a miss. Both
+    at once never hold (RFC 9110 §13.2.2 evaluates both; no entry is at a version and absent).
     """
 
     if_match: str | None = None
     if_none_match_any: bool = False
 
-    def __post_init__(self) -> None:
-        if self.if_match is not None and self.if_none_match_any:
-            raise InvalidInput("a write takes If-Match or If-None-Match: *, not both")
+    @property
+    def contradictory(self) -> bool:
+        return self.if_match is not None and self.if_none_match_any
 
     def holds(self, current: str | None) -> bool:
         """True when the write may go ahead, `current` being the fresh entry's version."""
+        if self.contradictory:
+            return False
         if self.if_none_match_any:
             return current is None
         return self.if_match is None or self.if_match == current

@@ -1,4 +1,11 @@
-"""The cache's storage port: the one interface both adapters (Redis, in-memory) implement."""
+"""The cache's ports, one per capability, each implemented by both backends (Redis, in memory):
+`CacheStore` for entries (with tags, batches and fill leases) and `LockStore` for fenced locks.
+
+Arguments arrive checked: the use-case room applied the domain rules (`rules`) and resolved the
+TTL, so adapters store and fetch without checking again. A backend failure raises `CacheError`
+(503), after which the outcome of a write is unknown. Each method is atomic: a concurrent reader
+sees all of a write or none of it.
+"""
 
 from __future__ import annotations
 
@@ -20,14 +27,11 @@ if TYPE_CHECKING:
 
 
 class CacheStore(Protocol):
-    """Namespaced entries with TTLs, versions, tags and fill leases, plus fenced locks.
+    """Namespaced entries with TTLs, versions, tags and fill leases.
 
-    Every method validates its arguments first (`InvalidInput`, `TooLarge`: nothing changed);
-    a backend failure raises `CacheError` (503), after which the outcome of a write is unknown.
-    Each method is atomic: a concurrent reader sees all of a write or none of it. Metrics are the
-    API layer's: hits and misses (an `Entry` or None), stale serves (`Entry.stale`), leases granted
-    (`Lookup.lease`), lock contention (`Conflict` from `acquire`), losses (`Conflict` from `renew`
-    or `release`, `Lock.took_over`); `stats()` gives what only the backend sees.
+    What the use-case room counts comes back in the results: hits and misses (an `Entry` or
+    None), stale serves (`Entry.stale`), leases granted (`Lookup.lease`); `stats()` gives what only
+    the backend sees. The store owns the backend's connections (its `LockStore` shares them).
     """
 
     async def start(self) -> None:
@@ -54,14 +58,12 @@ class CacheStore(Protocol):
     async def put(
         self, namespace: str, write: Write, condition: WriteCondition = UNCONDITIONAL
     ) -> Entry:
-        """Stores the write under a new version and returns the entry as stored.
+        """Stores the write (its TTL resolved) under a new version; returns the entry as stored.
 
         Replaces the value, content type, tags, TTL and stale window. `condition` is checked
-        against the fresh entry in the same atomic step; when it fails nothing changes and
-        `PreconditionFailed` (412) carries `current_version`. A put voids any fill lease on the
-        key (its filler then gets `Conflict`). TTL None is the namespace default; a TTL or stale
-        window above the namespace maximum is `InvalidInput`, a value above the size limit
-        `TooLarge`.
+        against the fresh entry in the same atomic step (it is never `contradictory`); when it
+        fails nothing changes and `PreconditionFailed` (412) carries `current_version`. A put
+        voids any fill lease on the key (its filler then gets `Conflict`).
         """
         ...
 
@@ -71,7 +73,7 @@ class CacheStore(Protocol):
         """Removes the entry (fresh or stale) and voids its fill lease; True if there was one.
 
         `if_match` makes it conditional (`PreconditionFailed` on another version or a miss);
-        `if_none_match_any` is `InvalidInput`.
+        a delete never carries `if_none_match_any`.
         """
         ...
 
@@ -83,11 +85,8 @@ class CacheStore(Protocol):
         ...
 
     async def mset(self, namespace: str, writes: Sequence[Write]) -> list[Entry]:
-        """Stores 1-1,000 writes to distinct keys, all or nothing, in one round trip.
-
-        Unconditional; each write is checked like `put` before anything is stored, and the batch
-        may hold at most the batch byte limit of values (`TooLarge`).
-        """
+        """Stores 1-1,000 writes (TTLs resolved) to distinct keys, all or nothing, in one round
+        trip. Unconditional, and like `put` for each write."""
         ...
 
     async def invalidate_tags(self, namespace: str | None, tags: Iterable[str]) -> int:
@@ -130,6 +129,14 @@ class CacheStore(Protocol):
         was invalidated after the lease was granted.
         """
         ...
+
+
+class LockStore(Protocol):
+    """Fenced locks: one holder per resource at a time, with a fence that only grows.
+
+    What the use-case room counts comes back in the results: contention (`Conflict` from
+    `acquire`), losses (`Conflict` from `renew` or `release`, `Lock.took_over`).
+    """
 
     async def acquire(self, resource: str, ttl_ms: int, wait_ms: int = 0) -> Lock:
         """Takes the lock for `ttl_ms` (1-3,600,000) with a new token and a higher fence.

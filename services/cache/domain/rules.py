@@ -1,7 +1,10 @@
-"""The rules every write and name obeys: namespaces, keys, tags, resources, sizes and TTLs.
+"""The rules every request obeys: namespaces, keys, tags, lock resources, sizes and TTLs.
 
-Every adapter checks its input with these before touching anything, so bad input raises
-`InvalidInput` (422) or `TooLarge` (413) and changes nothing.
+The use-case room (`services.cache.service`) applies them once, before the port is called, so bad
+input raises `InvalidInput` (422) or `TooLarge` (413) and changes nothing; adapters trust what
+they are given. The API's schema declares the same patterns and bounds (from the constants here),
+so every request the schema allows passes these rules, except the ones that depend on settings
+(a namespace's TTL maximum, the size limits) or on several values at once (duplicate keys).
 """
 
 from __future__ import annotations
@@ -19,16 +22,20 @@ if TYPE_CHECKING:
     from services.cache.domain.models import Write, WriteCondition
 
 NAMESPACE_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
-RESOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-TAG_FORBIDDEN = re.compile(r"[\x00-\x20,\x7f]")
-MAX_KEY_BYTES = 512
-MAX_BATCH_KEYS = 1000
+MAX_KEY_LENGTH = 512
+KEY_PATTERN = re.compile(rf"[^\n]{{1,{MAX_KEY_LENGTH}}}")  # a route's {key:path} stops at \n
 MAX_TAGS = 32
-MAX_TAG_BYTES = 256
+MAX_TAG_LENGTH = 256
+TAG_CHARACTER = r"[^\x00-\x20,\x7f]"  # no space, control character or comma
+TAG_PATTERN = re.compile(rf"{TAG_CHARACTER}{{1,{MAX_TAG_LENGTH}}}")
+RESOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+CONTENT_TYPE_PATTERN = re.compile(r"[\x21-\x7e]+/[\x20-\x7e]{1,250}")
+MAX_BATCH_KEYS = 1000
 MAX_LEASE_MS = 60_000
 MAX_WAIT_MS = 60_000
 MAX_LOCK_TTL_MS = 3_600_000
-CONTENT_TYPE_PATTERN = re.compile(r"[\x21-\x7e]+/[\x20-\x7e]{1,250}")
+MAX_FENCE = 2**63 - 1
+MAX_TTL_MS = 365 * 86_400_000  # the ceiling of every namespace's TTL and stale window
 DEFAULT_TTL = TtlPolicy(default_ms=300_000, max_ms=86_400_000)
 
 
@@ -48,34 +55,31 @@ class CacheLimits:
         """The write checked against every rule, with its TTL resolved."""
         check_namespace(namespace)
         check_key(write.key)
-        if not isinstance(write.value, bytes):
-            raise InvalidInput(f"the value of {write.key!r} must be bytes")
         if len(write.value) > self.max_value_bytes:
             raise TooLarge(
-                f"the value of {write.key!r} is {len(write.value):,} bytes; values are at most "
-                f"{self.max_value_bytes:,} bytes (OUTRIGGER_CACHE_MAX_VALUE_BYTES)"
+                f"the value of {write.key!r:.80} is {len(write.value):,} bytes; values are at "
+                f"most {self.max_value_bytes:,} bytes (OUTRIGGER_CACHE_MAX_VALUE_BYTES)",
+                max_value_bytes=self.max_value_bytes,
             )
-        content_type = write.content_type
-        if not isinstance(content_type, str) or not CONTENT_TYPE_PATTERN.fullmatch(content_type):
-            raise InvalidInput(f"content type {str(content_type)[:80]!r} is not type/subtype")
-        if isinstance(write.tags, str):
-            raise InvalidInput("tags must be a set of strings, not one string")
+        if not CONTENT_TYPE_PATTERN.fullmatch(write.content_type):
+            raise InvalidInput(f"content type {write.content_type[:80]!r} is not type/subtype")
         check_tags(write.tags)
         policy = self.ttl_policy(namespace)
         ttl_ms = policy.default_ms if write.ttl_ms is None else write.ttl_ms
         for name, value, least in (("ttl", ttl_ms, 1), ("stale window", write.swr_ms, 0)):
-            check_range(f"{name} (ms)", value, 0, 2**53)
             if not least <= value <= policy.max_ms:
                 raise InvalidInput(
                     f"{name} {value} ms is outside {least}-{policy.max_ms} ms allowed in "
                     f"namespace {namespace!r}; ask for less or raise its max in "
                     "OUTRIGGER_CACHE_NAMESPACE_TTLS"
                 )
-        return replace(write, ttl_ms=ttl_ms, tags=frozenset(write.tags))
+        return replace(write, ttl_ms=ttl_ms)
 
     def prepare_batch(self, namespace: str, writes: Sequence[Write]) -> list[Write]:
+        """Every write checked like `prepare`, the keys distinct, the values within the batch
+        byte limit."""
         check_keys([write.key for write in writes])
-        total = sum(len(write.value) for write in writes if isinstance(write.value, bytes))
+        total = sum(len(write.value) for write in writes)
         if total > self.max_batch_bytes:
             raise TooLarge(
                 f"the batch holds {total:,} bytes of values; at most {self.max_batch_bytes:,} "
@@ -85,21 +89,18 @@ class CacheLimits:
 
 
 def check_namespace(namespace: str) -> None:
-    if not isinstance(namespace, str) or not NAMESPACE_PATTERN.fullmatch(namespace):
+    if not NAMESPACE_PATTERN.fullmatch(namespace):
         raise InvalidInput(
-            f"namespace {str(namespace)[:80]!r} must be 1-64 characters of a-z, 0-9, _ and -"
+            f"namespace {namespace[:80]!r} must be 1-64 characters of a-z, 0-9, _ and -"
         )
 
 
 def check_key(key: str) -> None:
-    try:
-        size = len(key.encode())
-    except (AttributeError, UnicodeEncodeError):
-        raise InvalidInput(f"key {key!r:.80} must be a valid Unicode string") from None
-    if not 1 <= size <= MAX_KEY_BYTES:
+    if not KEY_PATTERN.fullmatch(key):
+        reason = "holds a line feed" if "\n" in key else f"is {len(key):,} characters"
         raise InvalidInput(
-            f"key is {size} bytes in UTF-8; keys are 1-{MAX_KEY_BYTES} bytes "
-            "(hash longer ones, e.g. with SHA-256)"
+            f"key {key[:80]!r} {reason}; keys are 1-{MAX_KEY_LENGTH} characters without line "
+            "feeds (hash longer ones, e.g. with SHA-256)"
         )
 
 
@@ -111,7 +112,11 @@ def check_keys(keys: Sequence[str]) -> None:
         check_key(key)
     if len(set(keys)) != len(keys):
         twice = next(key for key in keys if keys.count(key) > 1)
-        raise InvalidInput(f"key {twice!r:.80} appears twice in the batch")
+        raise InvalidInput(f"key {twice[:80]!r} appears twice in the batch")
+
+
+def valid_tag(tag: str) -> bool:
+    return TAG_PATTERN.fullmatch(tag) is not None
 
 
 def check_tags(tags: Iterable[str]) -> None:
@@ -119,13 +124,9 @@ def check_tags(tags: Iterable[str]) -> None:
     if len(tags) > MAX_TAGS:
         raise InvalidInput(f"an entry has at most {MAX_TAGS} tags, not {len(tags)}")
     for tag in tags:
-        try:
-            size = len(tag.encode())
-        except (AttributeError, UnicodeEncodeError):
-            size = 0
-        if not 1 <= size <= MAX_TAG_BYTES or TAG_FORBIDDEN.search(tag):
+        if not valid_tag(tag):
             raise InvalidInput(
-                f"tag {tag!r:.80} must be 1-{MAX_TAG_BYTES} bytes of UTF-8 without spaces, "
+                f"tag {tag[:80]!r} must be 1-{MAX_TAG_LENGTH} characters without spaces, "
                 "control characters or commas"
             )
 
@@ -139,17 +140,17 @@ def invalidation_tags(tags: Iterable[str]) -> list[str]:
     return distinct
 
 
+def check_prefix(prefix: str) -> None:
+    """A key prefix to invalidate: "" (the whole namespace) or the start of a valid key."""
+    if prefix:
+        check_key(prefix)
+
+
 def check_resource(resource: str) -> None:
-    if not isinstance(resource, str) or not RESOURCE_PATTERN.fullmatch(resource):
+    if not RESOURCE_PATTERN.fullmatch(resource):
         raise InvalidInput(
-            f"lock resource {str(resource)[:80]!r} must be 1-200 characters of A-Z, a-z, 0-9, "
-            "_, . and -"
+            f"lock resource {resource[:80]!r} must be 1-200 characters of A-Z, a-z, 0-9, _, . and -"
         )
-
-
-def check_range(name: str, value: int, least: int, most: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-        raise InvalidInput(f"{name} must be a whole number from {least:,} to {most:,}, not {value}")
 
 
 def check_delete_condition(condition: WriteCondition) -> None:
