@@ -5,7 +5,7 @@ from outrigger.http.bodies import JsonField, JsonObjectField, StrictJSONRequest,
 from outrigger.http.health import add_readiness_check, dependency
 from outrigger.http.openapi import problem_responses
 from outrigger.http.responses import JSONResponse, ProblemResponse, problem_response
-from outrigger.http.routes import ServiceRoute, TemplateRoute
+from outrigger.http.routes import RequestRoute, ServiceRoute
 from outrigger.http.sse import EventStream
 
 __all__ = [
@@ -14,9 +14,9 @@ __all__ = [
     "JsonField",
     "JsonObjectField",
     "ProblemResponse",
+    "RequestRoute",
     "ServiceRoute",
     "StrictJSONRequest",
-    "TemplateRoute",
     "add_readiness_check",
     "create_app",
     "dependency",

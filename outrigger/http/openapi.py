@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from fastapi import FastAPI
+    from pydantic import BaseModel
 
 PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_SCHEMA: Final[dict[str, Any]] = {
@@ -144,3 +145,21 @@ def install_problem_documentation(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def parameter(
+    name: str, where: str, schema: dict[str, Any], description: str = ""
+) -> dict[str, Any]:
+    """One OpenAPI parameter `in` `where` (path, query, header); path parameters are required."""
+    found = {"name": name, "in": where, "required": where == "path", "schema": schema}
+    return found | ({"description": description} if description else {})
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The fields of `model` as optional query parameters: declare with the model that parses
+    them at run time, so the document and the parsing cannot drift apart."""
+    found = []
+    for name, field in model.model_json_schema()["properties"].items():
+        schema = {k: v for k, v in field.items() if k not in ("title", "description")}
+        found.append(parameter(name, "query", schema, field.get("description", "")))
+    return found

@@ -7,7 +7,9 @@ validates a parameter. A caller without a token gets 401, one without the scope 
 it sent, and a valid token is verified once (the verifier caches it). Bodies are read as strict
 JSON (`outrigger.http.bodies`).
 
-`TemplateRoute` is the same for a plain Starlette endpoint, which parses its request itself.
+`RequestRoute` is for the few hot paths whose cost FastAPI's parameter machinery would dominate:
+the endpoint takes the `Request` and parses it itself, and the route describes itself in OpenAPI
+from its own declaration (`openapi.parameter`, `openapi.query_parameters`).
 """
 
 from __future__ import annotations
@@ -15,26 +17,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi.routing import APIRoute
-from starlette.routing import Match, Route
 
-from outrigger.auth import authorize, required_scopes
+from outrigger.auth import BEARER, authorize, required_scopes
 from outrigger.http.bodies import StrictJSONRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Collection, Coroutine
+    from collections.abc import Callable, Collection, Coroutine
     from typing import Any
 
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.types import Scope
 
-    Endpoint = Callable[[Request], Awaitable[Response]]
+    Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class ServiceRoute(APIRoute):
     """A FastAPI route that checks its scopes first and reads its body as strict JSON."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         scopes = required_scopes(self.dependant)
 
@@ -46,40 +46,51 @@ class ServiceRoute(APIRoute):
         return authorized_first
 
 
-class TemplateRoute(Route):
-    """A Starlette route that checks `scopes` before its endpoint runs (give them: the default,
-    none, serves anyone), and leaves itself in
-    `scope["route"]`, as FastAPI's do, so the kit's metrics and access log name its template.
-
-    For the few routes whose cost FastAPI's parameter machinery would dominate: the endpoint
-    takes the `Request` and parses it itself (`outrigger.http.json_body`).
+class RequestRoute(APIRoute):
+    """A hot path: FastAPI calls the endpoint with the `Request` and nothing else (no
+    dependency solving, no parameter parsing: on the cache's GET that machinery cost more than
+    the whole read), after checking `scopes` (401, 403). The endpoint reads path, query and
+    headers itself and returns a `Response`. OpenAPI describes the route from this declaration:
+    `responses`, `openapi_extra` (its parameters) and the scopes, as security. Put ahead of the
+    routers (`app.router.routes.insert(0, route)`), it also skips their dispatch.
     """
 
     def __init__(
         self,
         path: str,
-        endpoint: Endpoint,
+        endpoint: Callable[..., Any],
         *,
-        scopes: Collection[str] = (),
-        methods: Collection[str] | None = None,
-        name: str | None = None,
+        scopes: Collection[str],
+        openapi_extra: dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
-        required = tuple(scopes)
+        self.scopes = tuple(scopes)
+        security = {"security": [{BEARER.scheme_name: list(self.scopes)}]} if self.scopes else {}
+        super().__init__(
+            path, endpoint, openapi_extra={**security, **(openapi_extra or {})}, **options
+        )
+        dependant = self.dependant
+        declared = [
+            *dependant.path_params,
+            *dependant.query_params,
+            *dependant.header_params,
+            *dependant.cookie_params,
+            *dependant.body_params,
+            *dependant.dependencies,
+        ]
+        if declared:
+            raise TypeError(
+                f"{self.path}: a RequestRoute endpoint takes only the Request; it would never "
+                f"be given {[getattr(item, 'name', item) for item in declared]}"
+            )
+
+    def get_route_handler(self) -> Handler:
+        endpoint: Handler = self.endpoint
+        scopes = self.scopes
 
         async def authorized_first(request: Request) -> Response:
-            for scope in required:
+            for scope in scopes:
                 authorize(request, scope)
             return await endpoint(request)
 
-        super().__init__(
-            path,
-            authorized_first,
-            methods=list(methods) if methods is not None else None,
-            name=name or endpoint.__name__,
-        )
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
+        return authorized_first

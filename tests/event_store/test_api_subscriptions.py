@@ -174,13 +174,34 @@ async def test_a_subscription_after_a_position_beyond_the_head_holds_no_other_ba
             assert numbers(await sse.messages(1)) == [0]
 
 
-@pytest.mark.parametrize("header", ["abc", "-1", "1.5"])
+@pytest.mark.parametrize("header", ["abc", "-1", "1.5", str(2**53), "18446744073709551616"])
 async def test_a_bad_last_event_id_is_a_422(database: str, tmp_path: Path, header: str) -> None:
     async with serve(database, tmp_path) as api:
-        response = await api.http.get("/v1/subscribe", headers={"Last-Event-ID": header})
-        assert response.status_code == 422
-        assert response.headers["content-type"] == PROBLEM
-        assert "Last-Event-ID" in response.json()["detail"]
+        for path in ("/v1/subscribe", f"/v1/streams/{new_stream()}/subscribe"):
+            response = await api.http.get(path, headers={"Last-Event-ID": header})
+            assert response.status_code == 422
+            assert response.headers["content-type"] == PROBLEM
+            assert "Last-Event-ID" in response.json()["detail"]
+
+
+async def test_every_position_a_client_sends_has_the_same_bound(
+    database: str, tmp_path: Path
+) -> None:
+    too_far = str(2**53)
+    async with serve(database, tmp_path) as api:
+        stream = new_stream()
+        refused = [
+            await api.http.get("/v1/log", params={"after": too_far}),
+            await api.http.get("/v1/subscribe", params={"after": too_far}),
+            await api.http.get(f"/v1/streams/{stream}/events", params={"from_version": too_far}),
+            await api.http.get(f"/v1/streams/{stream}/subscribe", params={"from_version": too_far}),
+            await api.http.delete(f"/v1/streams/{stream}", params={"expected_version": too_far}),
+        ]
+        appended = await api.http.post(
+            f"/v1/streams/{stream}/events",
+            json={"expected_version": 2**53, "events": [{"type": "T", "data": {}}]},
+        )
+    assert [r.status_code for r in [*refused, appended]] == [422] * 6
 
 
 async def test_category_and_type_filters_pick_events_before_and_after_going_live(

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from outrigger.auth import Principal, Scopes, require_scope
 from outrigger.errors import NotFound, TooLarge
-from outrigger.http import ServiceRoute, problem_responses
+from outrigger.http import RequestRoute, ServiceRoute, problem_responses
+from outrigger.http.openapi import parameter, query_parameters
 from services.cache.api.context import Entries  # noqa: TC001 (FastAPI reads it at runtime)
 from services.cache.api.headers import (
     FILL_LEASE,
@@ -21,7 +22,6 @@ from services.cache.api.headers import (
     tag_set,
     write_condition,
 )
-from services.cache.api.routing import RequestRoute, parameter, query_parameters
 from services.cache.api.schemas import (
     CONTENT_TYPE_SCHEMA,
     NAMESPACE_SCHEMA,

@@ -21,10 +21,10 @@ from services.event_store.domain import (
 )
 
 Position = Annotated[int, Field(ge=0, le=MAX_POSITION)]
-"""A version or a global position: PostgreSQL bigints, so at most 2**63 - 1."""
+"""A version or a global position, at most 2**53 - 1 (`domain.rules.MAX_POSITION`)."""
 STATES = ("any", "no_stream", "stream_exists")
 EXPECTED_VERSION_FORM = (
-    'must be "any", "no_stream", "stream_exists" or a version from 0 to 2**63 - 1'
+    'must be "any", "no_stream", "stream_exists" or a version from 0 to 2**53 - 1'
 )
 
 

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/streams", tags=["streams"], route_class=ServiceRo
 EXPECTED_VERSION_QUERY = Query(
     description='Delete only if the stream is there: "any", "no_stream", "stream_exists" or '
     "the version of its last event.",
-    pattern=r"^(any|no_stream|stream_exists|[0-9]{1,18})$",
+    pattern=r"^(any|no_stream|stream_exists|[0-9]{1,15})$",
 )
 NOT_FOUND = "No such stream (it never had an event nor metadata)."
 TOMBSTONED = "The stream was tombstoned: no reading or writing, ever again."

@@ -20,7 +20,9 @@ MAX_EVENTS_PER_APPEND = 1000
 MAX_READ_LIMIT = 1000
 MAX_LOG_READ_LIMIT = 10_000
 MAX_NAME_LENGTH = 200
-MAX_POSITION = 2**63 - 1  # versions and positions are PostgreSQL bigints
+# Versions and positions: PostgreSQL bigints, bounded to what every JSON reader keeps exactly
+# (I-JSON, RFC 7493), so a client never sends a number the service reads as another.
+MAX_POSITION = 2**53 - 1
 MAX_AGE_SECONDS = 10**10  # about 317 years
 
 NAME_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
@@ -80,14 +82,14 @@ def parse_expected_version(value: object) -> ExpectedVersion:
     if isinstance(value, str) and value in StreamState._value2member_map_:
         return StreamState(value)
     raise InvalidInput(
-        'expected_version must be "any", "no_stream", "stream_exists" or a version >= 0 '
-        f"(got {value!r})"
+        'expected_version must be "any", "no_stream", "stream_exists" or a version from 0 to '
+        f"2**53 - 1 (got {value!r})"
     )
 
 
 def check_non_negative(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_POSITION:
-        raise InvalidInput(f"{name} must be an integer >= 0 and < 2**63 (got {value!r})")
+        raise InvalidInput(f"{name} must be an integer from 0 to 2**53 - 1 (got {value!r})")
     return value
 
 

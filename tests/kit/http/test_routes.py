@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from outrigger.auth import require_scope
-from outrigger.http import ServiceRoute, TemplateRoute, create_app, json_body
+from outrigger.http import RequestRoute, ServiceRoute, create_app, json_body
 from outrigger.testing import bearer
 from tests.kit.http.conftest import SECRET, running
 
@@ -46,7 +46,7 @@ def build(settings: Settings) -> FastAPI:
         return {"shelf": shelf, "limit": limit}
 
     app = create_app("kit-test", settings, routers=[router])
-    plain = TemplateRoute("/v1/plain", create_plain, scopes=["cache:write"], methods=["POST"])
+    plain = RequestRoute("/v1/plain", create_plain, scopes=["cache:write"], methods=["POST"])
     app.router.routes.insert(0, plain)
     return app
 
