@@ -54,20 +54,24 @@ class Leadership(Protocol):
 
 
 class Elected:
-    """Runs `work` whenever this process wins `leadership`, until `stop()`: it stands again
-    every `interval` seconds while another process leads, and after leadership was lost (then
-    with the kit loop's backoff). `stop()` cancels the work at once, handing leadership on."""
+    """Runs the loop `work` whenever this process wins `leadership` (after `prepare`, at the
+    start of each term), until `stop()`: it stands again every `interval` seconds while another
+    process leads, and after leadership was lost (then with the kit loop's backoff). `stop()`
+    lets the work's step under way finish (cancelling it past half a second) and hands
+    leadership on."""
 
     def __init__(
         self,
         leadership: Leadership,
-        work: Callable[[], Awaitable[Any]],
+        work: Periodic,
         *,
         interval: float,
         name: str,
+        prepare: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self._leadership = leadership
         self._work = work
+        self._prepare = prepare
         self._loop = Periodic(self._stand, interval, name=name, grace=0.5)
 
     @property
@@ -78,10 +82,16 @@ class Elected:
         self._loop.start()
 
     async def stop(self) -> None:
+        await self._work.stop()
         await self._loop.stop()
 
     async def _stand(self) -> bool:
-        return await self._leadership.lead(self._work)
+        return await self._leadership.lead(self._term)
+
+    async def _term(self) -> None:
+        if self._prepare is not None:
+            await self._prepare()
+        await self._work.run()
 
 
 class SoleLeadership:

@@ -85,11 +85,13 @@ class Periodic:
         self._woken.set()
 
     async def stop(self) -> None:
+        """Ends the loop after the step under way (cancelled past `grace`). A loop running in
+        its caller's task (`run()`) is told to end, and this returns at once."""
+        self._stopping.set()
+        self._woken.set()
         task, self._task = self._task, None
         if task is None:
             return
-        self._stopping.set()
-        self._woken.set()
         await asyncio.wait({task}, timeout=self._grace)
         await stop_task(task)
 

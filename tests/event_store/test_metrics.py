@@ -18,6 +18,7 @@ from tests.event_store.api_support import (
     append,
     event,
 )
+from tests.event_store.conftest import settle
 from tests.event_store.suite import new_stream
 
 if TYPE_CHECKING:
@@ -64,9 +65,8 @@ async def test_the_gauges_show_the_head_and_the_relay_lag(api: Api) -> None:
     stream = new_stream()
     assert (await append(api, stream, event(1), event(2), event(3))).status_code == 201
     store = api.app.state.event_store.store
-    head = await store.wait_for_log(0, max_wait=5.0)
-    while head < 3:  # PostgreSQL: the sequencer may still be filling the log
-        head = await store.wait_for_log(head, max_wait=5.0)
+    await settle(store)  # PostgreSQL: the sequencer may still be filling the log
+    head = await store.head_position()
     sequenced = store if isinstance(store, PostgresEventStore) else None
     refresher = LogGauges(store, sequenced, relay_checkpoint=f"never-{new_stream()}", interval=60)
     await refresher.refresh()

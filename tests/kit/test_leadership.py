@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from outrigger.leadership import AdvisoryLockLeadership, Elected, LeadershipLost, SoleLeadership
+from outrigger.tasks import Periodic
 from outrigger.testing import unique
 
 
@@ -62,7 +63,7 @@ async def test_one_of_two_leads_and_the_other_takes_over_when_it_stops(postgres_
                 name,
                 check_interval=0.05,
             ),
-            work,
+            Periodic(work, 1.0, name=f"work-{index}"),
             interval=0.05,
             name=f"test-{index}",
         )
@@ -123,3 +124,23 @@ async def test_while_another_leads_lead_returns_false_at_once(postgres_url: str)
     finally:
         holding.cancel()
         await asyncio.gather(holding, return_exceptions=True)
+
+
+async def test_stopping_lets_the_step_under_way_finish_and_returns_at_once() -> None:
+    steps: list[str] = []
+
+    async def step() -> None:
+        steps.append("started")
+        await asyncio.sleep(0.05)
+        steps.append("finished")
+
+    elected = Elected(
+        SoleLeadership("solo"), Periodic(step, 60, name="work"), interval=60, name="t"
+    )
+    elected.start()
+    await until(lambda: steps == ["started"])
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await elected.stop()
+    assert steps == ["started", "finished"]  # not cancelled half-way
+    assert loop.time() - began < 0.3  # and not held for the grace either

@@ -90,8 +90,13 @@ class Relay(Elected):
         self._batch_size = batch_size
         self._idle_wait = idle_wait
         self._linger = linger
+        relaying = Periodic(self._next, idle_wait, name="event-store-relaying")
         super().__init__(
-            leadership, self._relay, interval=election_interval, name="event-store-relay"
+            leadership,
+            relaying,
+            interval=election_interval,
+            name="event-store-relay",
+            prepare=self._resume,
         )
 
     async def publish_batch(self) -> int:
@@ -113,10 +118,11 @@ class Relay(Elected):
         RELAYED.inc(len(events))
         return len(events)
 
-    async def _relay(self) -> None:
+    async def _resume(self) -> None:
+        """At the start of each term: on from the stored checkpoint (another replica may have
+        moved it)."""
         self.position = await self._store.get_checkpoint(self._checkpoint)
         log.info("relaying the event log from position %d", self.position)
-        await Periodic(self._next, self._idle_wait, name="event-store-relaying").run()
 
     async def _next(self) -> bool:
         """One batch; when it was not full, waits for the log to move (and lingers)."""

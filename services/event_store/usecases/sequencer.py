@@ -39,7 +39,7 @@ class Sequencer(Elected):
         self._batch_size = batch_size
         sequencing = Periodic(self.sequence, poll_interval, name="event-store-sequencing")
         super().__init__(
-            leadership, sequencing.run, interval=election_interval, name="event-store-sequencer"
+            leadership, sequencing, interval=election_interval, name="event-store-sequencer"
         )
 
     async def sequence(self) -> bool:
