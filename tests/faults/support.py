@@ -156,6 +156,13 @@ class Load:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._client(n)) for n in range(self.clients)]
 
+    async def answers_after(self, start: int, *, count: int, within: float) -> list[Answer]:
+        """The `count` answers after the first `start`, once they came (at most `within` s)."""
+        async with asyncio.timeout(within):
+            while len(self.answers) < start + count:  # noqa: ASYNC110 (the clients append)
+                await asyncio.sleep(0.05)
+        return self.answers[start : start + count]
+
     async def stop(self) -> None:
         self._stop.set()
         await asyncio.gather(*self._tasks)
