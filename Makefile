@@ -20,7 +20,7 @@ test: $(BIN)/.synced servers ## lint, migrations, then the whole suite on the re
 	@scripts/ensure-ops-tools
 	@OUTRIGGER_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/outrigger migrate
 	@$(MAKE) --no-print-directory lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: $(BIN)/.synced
 	$(BIN)/ruff check .
