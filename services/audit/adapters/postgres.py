@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 APPLICATION_NAME = "outrigger-audit"
 # An append runs again (at most this often in all) when a concurrent one stored a key of its
-# batch first, or retention dropped a partition it expected.
+# batch first (in another tenant), retention dropped a partition it expected, or two batches
+# creating new trees deadlocked.
 ATTEMPTS = 3
 
 
@@ -100,6 +101,8 @@ class PostgresAuditLog:
                 if not no_partition(exc):
                     raise
                 self._partitions.forget()
+            except psycopg.errors.DeadlockDetected:
+                pass  # two batches creating the same new trees: PostgreSQL undid one
         await self._partitions.ensure(months)
         return await self._append_once(leaves)
 
