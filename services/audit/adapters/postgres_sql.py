@@ -1,7 +1,7 @@
 """The SQL of the PostgreSQL adapter (schema `audit`, see the migration).
 
 Batches travel as arrays and come back out of `unnest`: one statement, one round trip, whatever
-the batch's size.
+the batch's size. The arrays go in binary (`%b`): no quoting or escaping, on either side.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ LOCK_TREES = (
 )
 STORED_KEYS = (
     "SELECT k.source, k.id, k.tenant, k.idx, k.leaf_hash FROM audit.record_keys k "
-    "JOIN unnest(%s::text[], %s::text[]) AS b(source, id) ON k.source = b.source AND k.id = b.id"
+    "JOIN unnest(%b::text[], %b::text[]) AS b(source, id) ON k.source = b.source AND k.id = b.id"
 )
 NODES = (
     "SELECT n.tenant, n.level, n.idx, n.hash FROM audit.nodes n "
@@ -33,21 +33,21 @@ WRITE = """
 WITH records AS (
   INSERT INTO audit.records (tenant, idx, source, id, type, actor, resource, outcome, time,
                              recorded_at, body, leaf_hash)
-  SELECT * FROM unnest(%(tenant)s::text[], %(idx)s::bigint[], %(source)s::text[], %(id)s::text[],
-                       %(type)s::text[], %(actor)s::text[], %(resource)s::text[],
-                       %(outcome)s::text[], %(time)s::timestamptz[], %(recorded_at)s::timestamptz[],
-                       %(body)s::bytea[], %(leaf_hash)s::bytea[])
+  SELECT * FROM unnest(%(tenant)b::text[], %(idx)b::bigint[], %(source)b::text[], %(id)b::text[],
+                       %(type)b::text[], %(actor)b::text[], %(resource)b::text[],
+                       %(outcome)b::text[], %(time)b::timestamptz[], %(recorded_at)b::timestamptz[],
+                       %(body)b::bytea[], %(leaf_hash)b::bytea[])
 ), keys AS (
   INSERT INTO audit.record_keys (source, id, tenant, idx, leaf_hash)
-  SELECT * FROM unnest(%(source)s::text[], %(id)s::text[], %(tenant)s::text[], %(idx)s::bigint[],
-                       %(leaf_hash)s::bytea[])
+  SELECT * FROM unnest(%(source)b::text[], %(id)b::text[], %(tenant)b::text[], %(idx)b::bigint[],
+                       %(leaf_hash)b::bytea[])
 ), nodes AS (
   INSERT INTO audit.nodes (tenant, level, idx, hash)
-  SELECT * FROM unnest(%(node_tenant)s::text[], %(node_level)s::smallint[],
-                       %(node_idx)s::bigint[], %(node_hash)s::bytea[])
+  SELECT * FROM unnest(%(node_tenant)b::text[], %(node_level)b::smallint[],
+                       %(node_idx)b::bigint[], %(node_hash)b::bytea[])
 )
 UPDATE audit.trees t SET size = g.size
-  FROM unnest(%(tree)s::text[], %(size)s::bigint[]) AS g(tenant, size)
+  FROM unnest(%(tree)b::text[], %(size)b::bigint[]) AS g(tenant, size)
  WHERE t.tenant = g.tenant
 """
 
