@@ -83,6 +83,10 @@ def create_partition(month: tuple[int, int]) -> str:
     )
 
 
+# Next month's partition is made ahead only if the table is free now.
+AHEAD_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '100ms'"
+
+
 # --- retention (one transaction) ----------------------------------------------------------------
 
 LOCK_ALL_TREES = "SELECT tenant FROM audit.trees ORDER BY tenant FOR UPDATE"
