@@ -160,6 +160,7 @@ RECORDS = (
     "ORDER BY idx, body"
 )
 
+# Unordered: the adapter sorts the rows by index (a sort here would spill the bodies to disk).
 SCAN = """
 SELECT coalesce(n.idx, r.idx) AS idx, n.hash, r.body, r.type, r.actor, r.resource, r.outcome,
        r.time
@@ -168,7 +169,6 @@ SELECT coalesce(n.idx, r.idx) AS idx, n.hash, r.body, r.type, r.actor, r.resourc
   FULL JOIN (SELECT idx, body, type, actor, resource, outcome, time FROM audit.records
               WHERE tenant = %(tenant)s AND idx >= %(first)s AND idx < %(end)s) r
     ON r.idx = n.idx
- ORDER BY 1, r.body
 """
 
 # --- checkpoints -------------------------------------------------------------------------------
