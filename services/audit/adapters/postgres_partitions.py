@@ -5,10 +5,12 @@ it; the months known to exist are remembered, so an append into a known month co
 Creating a partition locks the whole table, so it waits for every query on it (a long export,
 say) and every query waits behind it: each append also creates the next month's partition
 ahead of time, giving up at once (and trying again a minute later) if the table is busy, so
-that the first append of a month rarely has to wait. Retention drops whole months in one transaction
-that first locks every tree (as an append would, in the same order, so the two never deadlock),
-counts what each tenant loses, drops the partitions and moves each tenant's `retained_from`
-past the highest index it lost.
+that the first append of a month rarely has to wait.
+
+Retention drops whole months in one transaction: it counts their rows, then locks every tree
+(as an append would, in the same order, so the two never deadlock), finds each tenant's highest
+index in them (one index probe per tenant), drops them and moves each tenant's `retained_from`
+past it. Appends wait only for the probes and the drops, not for the count.
 """
 
 from __future__ import annotations
@@ -92,14 +94,16 @@ class Partitions:
                 )
                 if not old:
                     return 0
+                names = [sql.month_name(month) for month in old]
+                for name in names:  # counted before appends wait: old months take no rows
+                    cursor = await connection.execute(sql.count(name))
+                    dropped += (await cursor.fetchone() or (0,))[0]
                 await connection.execute(sql.LOCK_ALL_TREES)
                 retained: dict[str, int] = {}
-                for month in old:
-                    name = sql.month_name(month)
-                    cursor = await connection.execute(sql.dropped(name))
-                    for tenant, highest, count in await cursor.fetchall():
+                for name in names:
+                    cursor = await connection.execute(sql.highest(name))
+                    for tenant, highest in await cursor.fetchall():
                         retained[tenant] = max(retained.get(tenant, 0), highest + 1)
-                        dropped += count
                     await connection.execute(sql.drop_partition(name))
                 await connection.execute(sql.RETAIN, (list(retained), list(retained.values())))
         self._known.difference_update(old)

@@ -92,8 +92,17 @@ AHEAD_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '100ms'"
 LOCK_ALL_TREES = "SELECT tenant FROM audit.trees ORDER BY tenant FOR UPDATE"
 
 
-def dropped(partition: str) -> str:
-    return f"SELECT tenant, max(idx), count(*) FROM audit.{partition} GROUP BY tenant"
+def count(partition: str) -> str:
+    return f"SELECT count(*) FROM audit.{partition}"
+
+
+def highest(partition: str) -> str:
+    """Each tenant's highest index in the partition: one probe of its index per tenant."""
+    return (
+        "SELECT t.tenant, m.idx FROM audit.trees t CROSS JOIN LATERAL "
+        f"(SELECT max(r.idx) AS idx FROM audit.{partition} r WHERE r.tenant = t.tenant) m "
+        "WHERE m.idx IS NOT NULL"
+    )
 
 
 def drop_partition(partition: str) -> str:
