@@ -6,7 +6,6 @@ import logging
 from typing import TYPE_CHECKING
 
 import pytest
-
 from prometheus_client import REGISTRY
 
 from outrigger.audit_trail import AuditTrail
