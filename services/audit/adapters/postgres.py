@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 APPLICATION_NAME = "outrigger-audit"
 # An append runs again (at most this often in all) when a concurrent one stored a key of its
-# batch first, or retention dropped a partition it expected.
+# batch first (in another tenant), retention dropped a partition it expected, or two batches
+# creating new trees deadlocked.
 ATTEMPTS = 3
 
 
@@ -52,6 +53,7 @@ class PostgresAuditLog:
     def __init__(self, pool: db.Pool) -> None:
         self._pool = pool
         self._partitions = Partitions(pool)
+        self._trees: set[str] = set()  # tenants whose tree row exists (rows are never deleted)
 
     @classmethod
     async def open(
@@ -99,18 +101,25 @@ class PostgresAuditLog:
                 if not no_partition(exc):
                     raise
                 self._partitions.forget()
+            except psycopg.errors.DeadlockDetected:
+                pass  # two batches creating the same new trees: PostgreSQL undid one
         await self._partitions.ensure(months)
         return await self._append_once(leaves)
 
     async def _append_once(self, leaves: Sequence[Leaf]) -> list[Appended]:
-        async with self._pool.connection() as connection, connection.transaction():
-            return await self._append(connection, leaves)
+        async with self._pool.connection() as connection:
+            async with connection.transaction():
+                answers = await self._append(connection, leaves)
+            self._trees.update(tenants_of(leaves))
+            return answers
 
     async def _append(
         self, connection: psycopg.AsyncConnection[Any], leaves: Sequence[Leaf]
     ) -> list[Appended]:
         tenants = tenants_of(leaves)
-        await connection.execute(sql.ADD_TREES, (tenants,))
+        new = [tenant for tenant in tenants if tenant not in self._trees]
+        if new:
+            await connection.execute(sql.ADD_TREES, (new,))
         cursor = await connection.execute(sql.LOCK_TREES, (tenants,))
         sizes: dict[str, int] = dict(await cursor.fetchall())
         keys = list(dict.fromkeys(leaf.key for leaf in leaves))
