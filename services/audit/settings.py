@@ -33,6 +33,9 @@ NO_KEY_IN_PRODUCTION = (
 
 
 class AuditSettings(Settings):
+    # a batch of 1,000 records with their data: larger than the kit's 1 MiB
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
+
     # checkpoints: origin `<audit_origin>/<tenant>`, signed by the key named `audit_origin`
     audit_origin: str = Field("outrigger.audit", pattern=ORIGIN_PATTERN)
     audit_signing_key: SecretStr | None = None

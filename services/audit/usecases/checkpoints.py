@@ -67,7 +67,9 @@ class Checkpoints:
         grow since, else a new one, signed and stored. NotFound for a tenant with no records."""
         head = await self._log.head(tenant)
         if head.size == 0:
-            raise NotFound(f"tenant {tenant!r} has no records yet: there is no tree to sign")
+            raise NotFound(
+                f"tenant {tenant!r} has no records yet: there is no tree to sign", tenant=tenant
+            )
         latest = await self._log.latest_checkpoint(tenant)
         if latest is not None and latest.size >= head.size:
             return latest
@@ -80,7 +82,7 @@ class Checkpoints:
     async def latest(self, tenant: str) -> Checkpoint:
         latest = await self._log.latest_checkpoint(tenant)
         if latest is None:
-            raise NotFound(f"tenant {tenant!r} has no checkpoint yet")
+            raise NotFound(f"tenant {tenant!r} has no checkpoint yet", tenant=tenant)
         return latest
 
     async def covering(self, tenant: str, indexes: Iterable[int]) -> dict[int, Checkpoint | None]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from outrigger import merkle
-from outrigger.errors import InvalidInput, OutriggerError
+from outrigger.errors import InvalidInput, NotFound, OutriggerError
 from services.audit.domain import errors
 from services.audit.domain import rules as check
 from services.audit.domain.models import (
@@ -194,7 +194,11 @@ class AuditService:
         check.check_index("index", index)
         size = await self._size(tenant, tree_size)
         if index >= size:
-            raise errors.beyond_tree(tenant, "index", index, size)
+            raise NotFound(
+                f"leaf {index} is not in tenant {tenant!r}'s tree of size {size}",
+                tenant=tenant,
+                tree_size=size,
+            )
         leaf = merkle.Node(0, index)
         groups = merkle.inclusion_nodes(index, size)
         hashes = await self._nodes(tenant, [leaf, *(node for group in groups for node in group)])
@@ -209,7 +213,11 @@ class AuditService:
         check.check_index("from_size", from_size, minimum=1)
         size = await self._size(tenant, to_size)
         if from_size > size:
-            raise errors.beyond_tree(tenant, "from_size", from_size, size)
+            raise NotFound(
+                f"tenant {tenant!r}'s tree of size {size} has no prefix of size {from_size}",
+                tenant=tenant,
+                tree_size=size,
+            )
         groups = merkle.consistency_nodes(from_size, size)
         hashes = await self._nodes(tenant, [node for group in groups for node in group])
         return ConsistencyProof(tenant, from_size, size, merkle.resolve(groups, hashes))
