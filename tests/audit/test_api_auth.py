@@ -72,7 +72,7 @@ BAD_RECORDS = [
     ({"outcome": "maybe"}, 422, "outcome"),
     ({"time": "2026-12-06T10:00:00"}, 422, "time"),
     ({"data": []}, 422, "data"),
-    ({"data": {"blob": "x" * 70_000}}, 413, "64"),
+    ({"data": {"blob": "x" * 70_000}}, 413, "65536"),
     ({"sensitive": ["a..b"]}, 422, "sensitive"),
     ({"sensitive": [f"f{n}" for n in range(33)]}, 422, "sensitive"),
     ({"subject": "two words"}, 422, "subject"),

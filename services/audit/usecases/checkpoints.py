@@ -11,7 +11,6 @@ type `dev.outrigger.audit.checkpoint`) for outside monitors, and refreshes the a
 
 from __future__ import annotations
 
-import bisect
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -86,16 +85,14 @@ class Checkpoints:
         return latest
 
     async def covering(self, tenant: str, indexes: Iterable[int]) -> dict[int, Checkpoint | None]:
-        """For each leaf index, the first checkpoint whose tree holds it (one query)."""
-        wanted = sorted(set(indexes))
-        if not wanted:
-            return {}
-        found = await self._log.checkpoints(tenant, after_size=wanted[0])
-        sizes = [checkpoint.size for checkpoint in found]
+        """For each leaf index, the first checkpoint whose tree holds it: one query per distinct
+        checkpoint (a batch just checkpointed needs one)."""
         covering: dict[int, Checkpoint | None] = {}
-        for index in wanted:
-            at = bisect.bisect_right(sizes, index)
-            covering[index] = found[at] if at < len(found) else None
+        found: Checkpoint | None = None
+        for index in sorted(set(indexes)):
+            if found is None or found.size <= index:
+                found = await self._log.checkpoint_covering(tenant, index)
+            covering[index] = found
         return covering
 
 
