@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from outrigger.stealth import MASKED
 from outrigger.testing import unique
 from tests.audit.api_support import Api, opened, record
@@ -218,3 +220,25 @@ async def test_a_time_is_optional_and_defaults_to_now(api: Api) -> None:
     await api.receipts(sent)
     got = (await api.http.get(f"/v1/records/{sent['id']}")).json()
     assert abs(datetime.fromisoformat(got["time"]) - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_writes_are_counted_by_result_and_the_tree_size_is_a_gauge(api: Api) -> None:
+    tenant = unique("t")
+    counted = "outrigger_audit_records_ingested_total"
+    before = {
+        result: _metric(counted, path="http", result=result)
+        for result in ("stored", "duplicate", "rejected")
+    }
+    sent = record(tenant)
+    await api.receipts(sent, record(tenant))
+    await api.receipts(sent)
+    await api.write(record(tenant, outcome="maybe"))  # refused by the model, not counted
+    assert _metric(counted, path="http", result="stored") - before["stored"] == 2
+    assert _metric(counted, path="http", result="duplicate") - before["duplicate"] == 1
+    assert _metric("outrigger_audit_tree_size", tenant=tenant) == 2
+    scraped = (await api.http.get("/metrics")).text
+    assert "outrigger_audit_batch_size_bucket" in scraped
