@@ -12,12 +12,12 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from outrigger.stealth import mask
+from outrigger.stealth import BatchSubjectKeys, Stealth, mask
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from outrigger.stealth import Stealth, StealthError
+    from outrigger.stealth import StealthError
     from services.audit.domain.models import AuditRecord
 
 log = logging.getLogger("outrigger.audit")
@@ -27,12 +27,20 @@ class SensitiveFields:
     def __init__(self, stealth: Stealth) -> None:
         self._stealth = stealth
 
+    def _batch(self) -> Stealth:
+        """The stealth of one batch: each subject's key is looked up once in it."""
+        keys = self._stealth.subject_keys
+        return Stealth(self._stealth.keyring, keys and BatchSubjectKeys(keys))
+
     async def protect(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
         """The records with their sensitive fields encrypted."""
+        if not any(record.sensitive and record.data for record in records):
+            return list(records)
+        stealth = self._batch()
         protected = []
         for record in records:
             if record.sensitive and record.data:
-                data = await self._stealth.obfuscate(
+                data = await stealth.obfuscate(
                     record.data, record.sensitive, subject=record.subject
                 )
                 record = dataclasses.replace(record, data=data)
