@@ -106,20 +106,37 @@ class TestPostgresAuditLog(PostgresDatabase, AuditLogContract):
         [after] = await asyncio.wait_for(waiting, 5)
         assert after.index == 1
 
-    async def test_each_month_gets_its_partition_on_demand(
+    async def partitions(self, sql: psycopg.AsyncConnection[Any], year: int) -> list[str]:
+        cursor = await sql.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'audit' "
+            "AND tablename LIKE %s ORDER BY 1",
+            (f"records_{year}_%",),
+        )
+        return [name for (name,) in await cursor.fetchall()]
+
+    async def test_each_month_gets_its_partition_on_demand_and_the_next_ahead(
         self, log: PostgresAuditLog, tenant: str, sql: psycopg.AsyncConnection[Any]
     ) -> None:
         may, july = datetime(2002, 5, 10, tzinfo=UTC), datetime(2002, 7, 1, tzinfo=UTC)
         await log.append([leaf(tenant, may), leaf(tenant, july)])
-        cursor = await sql.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'audit' "
-            "AND tablename LIKE 'records_2002_%%' ORDER BY 1"
-        )
-        assert [name for (name,) in await cursor.fetchall()] == [
+        assert await self.partitions(sql, 2002) == [
             "records_2002_05",
             "records_2002_07",
+            "records_2002_08",
         ]
         assert [r.index for r in await log.records(tenant, 0, 2)] == [0, 1]
+
+    async def test_a_busy_table_never_delays_an_append_for_the_partition_ahead(
+        self, log: PostgresAuditLog, tenant: str, sql: psycopg.AsyncConnection[Any]
+    ) -> None:
+        await log.append([leaf(tenant, datetime(2005, 1, 10, tzinfo=UTC))])
+        async with sql.transaction():
+            await sql.execute("LOCK TABLE audit.records IN ACCESS SHARE MODE")  # a long export
+            [answer] = await asyncio.wait_for(
+                log.append([leaf(tenant, datetime(2005, 2, 10, tzinfo=UTC))]), 2
+            )
+        assert answer.index == 1
+        assert await self.partitions(sql, 2005) == ["records_2005_01", "records_2005_02"]
 
     async def test_a_month_dropped_by_another_replica_is_made_again(
         self, new_adapter: Callable[..., Awaitable[PostgresAuditLog]], tenant: str

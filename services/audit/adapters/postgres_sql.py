@@ -1,7 +1,7 @@
 """The SQL of the PostgreSQL adapter (schema `audit`, see the migration).
 
 Batches travel as arrays and come back out of `unnest`: one statement, one round trip, whatever
-the batch's size.
+the batch's size. The arrays go in binary (`%b`): no quoting or escaping, on either side.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ LOCK_TREES = (
 )
 STORED_KEYS = (
     "SELECT k.source, k.id, k.tenant, k.idx, k.leaf_hash FROM audit.record_keys k "
-    "JOIN unnest(%s::text[], %s::text[]) AS b(source, id) ON k.source = b.source AND k.id = b.id"
+    "JOIN unnest(%b::text[], %b::text[]) AS b(source, id) ON k.source = b.source AND k.id = b.id"
 )
 NODES = (
     "SELECT n.tenant, n.level, n.idx, n.hash FROM audit.nodes n "
@@ -33,21 +33,21 @@ WRITE = """
 WITH records AS (
   INSERT INTO audit.records (tenant, idx, source, id, type, actor, resource, outcome, time,
                              recorded_at, body, leaf_hash)
-  SELECT * FROM unnest(%(tenant)s::text[], %(idx)s::bigint[], %(source)s::text[], %(id)s::text[],
-                       %(type)s::text[], %(actor)s::text[], %(resource)s::text[],
-                       %(outcome)s::text[], %(time)s::timestamptz[], %(recorded_at)s::timestamptz[],
-                       %(body)s::bytea[], %(leaf_hash)s::bytea[])
+  SELECT * FROM unnest(%(tenant)b::text[], %(idx)b::bigint[], %(source)b::text[], %(id)b::text[],
+                       %(type)b::text[], %(actor)b::text[], %(resource)b::text[],
+                       %(outcome)b::text[], %(time)b::timestamptz[], %(recorded_at)b::timestamptz[],
+                       %(body)b::bytea[], %(leaf_hash)b::bytea[])
 ), keys AS (
   INSERT INTO audit.record_keys (source, id, tenant, idx, leaf_hash)
-  SELECT * FROM unnest(%(source)s::text[], %(id)s::text[], %(tenant)s::text[], %(idx)s::bigint[],
-                       %(leaf_hash)s::bytea[])
+  SELECT * FROM unnest(%(source)b::text[], %(id)b::text[], %(tenant)b::text[], %(idx)b::bigint[],
+                       %(leaf_hash)b::bytea[])
 ), nodes AS (
   INSERT INTO audit.nodes (tenant, level, idx, hash)
-  SELECT * FROM unnest(%(node_tenant)s::text[], %(node_level)s::smallint[],
-                       %(node_idx)s::bigint[], %(node_hash)s::bytea[])
+  SELECT * FROM unnest(%(node_tenant)b::text[], %(node_level)b::smallint[],
+                       %(node_idx)b::bigint[], %(node_hash)b::bytea[])
 )
 UPDATE audit.trees t SET size = g.size
-  FROM unnest(%(tree)s::text[], %(size)s::bigint[]) AS g(tenant, size)
+  FROM unnest(%(tree)b::text[], %(size)b::bigint[]) AS g(tenant, size)
  WHERE t.tenant = g.tenant
 """
 
@@ -83,13 +83,26 @@ def create_partition(month: tuple[int, int]) -> str:
     )
 
 
+# Next month's partition is made ahead only if the table is free now.
+AHEAD_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '100ms'"
+
+
 # --- retention (one transaction) ----------------------------------------------------------------
 
 LOCK_ALL_TREES = "SELECT tenant FROM audit.trees ORDER BY tenant FOR UPDATE"
 
 
-def dropped(partition: str) -> str:
-    return f"SELECT tenant, max(idx), count(*) FROM audit.{partition} GROUP BY tenant"
+def count(partition: str) -> str:
+    return f"SELECT count(*) FROM audit.{partition}"
+
+
+def highest(partition: str) -> str:
+    """Each tenant's highest index in the partition: one probe of its index per tenant."""
+    return (
+        "SELECT t.tenant, m.idx FROM audit.trees t CROSS JOIN LATERAL "
+        f"(SELECT max(r.idx) AS idx FROM audit.{partition} r WHERE r.tenant = t.tenant) m "
+        "WHERE m.idx IS NOT NULL"
+    )
 
 
 def drop_partition(partition: str) -> str:
@@ -156,6 +169,7 @@ RECORDS = (
     "ORDER BY idx, body"
 )
 
+# Unordered: the adapter sorts the rows by index (a sort here would spill the bodies to disk).
 SCAN = """
 SELECT coalesce(n.idx, r.idx) AS idx, n.hash, r.body, r.type, r.actor, r.resource, r.outcome,
        r.time
@@ -164,7 +178,6 @@ SELECT coalesce(n.idx, r.idx) AS idx, n.hash, r.body, r.type, r.actor, r.resourc
   FULL JOIN (SELECT idx, body, type, actor, resource, outcome, time FROM audit.records
               WHERE tenant = %(tenant)s AND idx >= %(first)s AND idx < %(end)s) r
     ON r.idx = n.idx
- ORDER BY 1, r.body
 """
 
 # --- checkpoints -------------------------------------------------------------------------------
