@@ -46,7 +46,7 @@ class NoteVerifier:
     def parse(cls, key: str) -> NoteVerifier:
         """A verifier from its text form `<name>+<hash>+<base64 key>`."""
         try:
-            name, hash_hex, encoded = key.strip().split("+")
+            name, hash_hex, encoded = key.strip().split("+", 2)  # base64 may hold a +
             raw = base64.b64decode(encoded, validate=True)
             wanted = bytes.fromhex(hash_hex)
         except (ValueError, binascii.Error) as exc:

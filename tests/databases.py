@@ -50,9 +50,9 @@ def drop_database(url: str) -> None:
 
 
 @contextlib.contextmanager
-def migrated_database(url: str) -> Iterator[str]:
+def migrated_database(url: str, prefix: str = "es_test") -> Iterator[str]:
     """A fresh database beside the one of `url`, migrated, dropped on exit; yields its URL."""
-    fresh = create_database(url)
+    fresh = create_database(url, prefix)
     try:
         upgrade(Settings(database_url=fresh))
         yield fresh

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from outrigger.bus.batching import Batcher
 from outrigger.bus.dispatch import MemorySeenIds
 from outrigger.bus.port import (
     ATTEMPT_HEADER,
@@ -31,6 +32,7 @@ __all__ = [
     "DEATH_REASON_HEADER",
     "DLX",
     "Ack",
+    "Batcher",
     "CloudEvent",
     "Delivery",
     "Drop",

@@ -24,13 +24,14 @@ from outrigger.stealth.errors import StealthError, SubjectErased, TamperedCipher
 from outrigger.stealth.keyring import NO_KEYS_IN_PRODUCTION, Keyring, MasterKey
 from outrigger.stealth.memory import InMemorySubjectKeyStore
 from outrigger.stealth.sql import SqlSubjectKeyStore, subject_keys_table
-from outrigger.stealth.store import SubjectKeyStore, WrappedKey
+from outrigger.stealth.store import BatchSubjectKeys, SubjectKeyStore, WrappedKey
 
 __all__ = [
     "ERASED",
     "MASKED",
     "NO_KEYS_IN_PRODUCTION",
     "UNREADABLE",
+    "BatchSubjectKeys",
     "InMemorySubjectKeyStore",
     "Keyring",
     "MasterKey",

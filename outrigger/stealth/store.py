@@ -54,3 +54,31 @@ class SubjectKeyStore(Protocol):
 def check_replacement(current: WrappedKey, new: WrappedKey) -> None:
     if (new.subject, new.key_id) != (current.subject, current.key_id):
         raise ValueError("a replacement re-wraps the same subject's same key")
+
+
+class BatchSubjectKeys:
+    """A `SubjectKeyStore` for one batch of documents: each subject is looked up once (not
+    once per document), then answered from memory. Make one per batch: it never forgets."""
+
+    def __init__(self, store: SubjectKeyStore) -> None:
+        self._store = store
+        self._keys: dict[str, WrappedKey | None] = {}
+
+    async def get(self, subject: str) -> WrappedKey | None:
+        if subject not in self._keys:
+            self._keys[subject] = await self._store.get(subject)
+        return self._keys[subject]
+
+    async def get_or_create(self, candidate: WrappedKey) -> WrappedKey:
+        key = self._keys[candidate.subject] = await self._store.get_or_create(candidate)
+        return key
+
+    async def delete(self, subject: str) -> bool:
+        self._keys.pop(subject, None)
+        return await self._store.delete(subject)
+
+    async def not_wrapped_by(self, master_kid: str, limit: int) -> list[WrappedKey]:
+        return await self._store.not_wrapped_by(master_kid, limit)
+
+    async def replace(self, current: WrappedKey, new: WrappedKey) -> bool:
+        return await self._store.replace(current, new)

@@ -121,7 +121,7 @@ class CacheService:
         check_delete_condition(condition)
         removed = await self.store.delete(namespace, key, condition)
         if removed:
-            await self.audit.record("delete", actor=actor, target=f"{namespace}/{key}")
+            await self.audit.record("delete", actor=actor, resource=f"{namespace}/{key}")
         return removed
 
     async def read_many(self, namespace: str, keys: Sequence[str]) -> list[Entry | None]:
@@ -159,7 +159,7 @@ class CacheService:
             how = {"prefix": prefix}
         self.metrics.invalidated("api", removed)
         await self.audit.record(
-            "invalidate", actor=actor, target=namespace, details={"removed": removed, **how}
+            "invalidate", actor=actor, resource=namespace, data={"removed": removed, **how}
         )
         return removed
 
@@ -175,7 +175,7 @@ class CacheService:
         if removed:
             details = {"removed": removed, "tags": [tag], "event_id": event.id}
             details |= {"event_type": event.type, "event_source": event.source}
-            await self.audit.record("invalidate", actor=SERVICE, target=tag, details=details)
+            await self.audit.record("invalidate", actor=SERVICE, resource=tag, data=details)
         return removed
 
 
@@ -199,7 +199,7 @@ class LockService:
         self.metrics.lock_acquired(took_over=lock.took_over)
         if lock.took_over:
             await self.audit.record(
-                "lock_steal", actor=actor, target=resource, details={"fence": lock.fence}
+                "lock_steal", actor=actor, resource=resource, data={"fence": lock.fence}
             )
         return lock
 

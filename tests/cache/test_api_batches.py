@@ -99,7 +99,9 @@ class TestBatches(CacheApi):
         assert [entry["found"] for entry in read.json()["entries"]] == [False, False, True]
         [record] = await service.audit.wait(1)
         assert record.routing_key == "cache.invalidate"
-        assert record.event.data["details"] == {"removed": 2, "tags": ["stream:order-7"]}
+        details = dict(record.event.data["data"])
+        assert details.pop("request_id")
+        assert details == {"removed": 2, "tags": ["stream:order-7"]}
 
     async def test_invalidating_a_prefix_removes_only_keys_under_it(
         self, service: Service, ns: str

@@ -73,7 +73,7 @@ class TestInvalidationThroughTheService(CacheApi):
         assert (await service.http.get(f"/v1/cache/{ns}/unrelated")).status_code == 200
         [record] = await service.audit.wait(1)
         assert record.routing_key == "cache.invalidate"
-        assert record.event.data["details"]["removed"] == 2
+        assert record.event.data["data"]["removed"] == 2
         metrics = (await service.http.get("/metrics")).text
         assert "outrigger_cache_invalidation_lag_seconds_count" in metrics
 

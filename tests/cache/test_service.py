@@ -173,7 +173,7 @@ async def test_invalidations_need_a_tag_or_a_prefix_a_key_could_have(
     assert await cache.read(ns, "k") is not None
     assert await cache.invalidate(ns, tags=["t", "t"], actor="tester") == 1
     [record] = await audit.wait(1)
-    assert record.event.data["details"] == {"removed": 1, "tags": ["t"]}
+    assert record.event.data["data"] == {"removed": 1, "tags": ["t"]}
 
 
 async def test_lock_resources_are_checked(bus: MessageBus) -> None:
@@ -197,7 +197,7 @@ async def test_an_event_invalidates_its_stream_tag_everywhere_and_is_audited_onc
     [record] = await audit.wait(1)
     assert record.routing_key == "cache.invalidate"
     assert record.event.data["actor"] == "cache"
-    assert record.event.data["details"]["event_id"] == event.id
+    assert record.event.data["data"]["event_id"] == event.id
     for subject in (None, "has space", "x" * 300):
         nothing = CloudEvent.new(source="tests", type="t", subject=subject)
         assert await cache.invalidate_stream(nothing) == 0

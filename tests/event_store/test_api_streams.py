@@ -150,8 +150,8 @@ async def test_metadata_is_honoured_on_reads_and_audited(api: Api) -> None:
     assert [e["version"] for e in page["events"]] == [4, 5]
     [record] = await api.audit.wait(1)
     assert record.routing_key == "event-store.metadata_changed"
-    assert record.event.data["target"] == stream
-    assert record.event.data["details"]["custom"] == {"owner": "billing"}
+    assert record.event.data["resource"] == stream
+    assert record.event.data["data"]["custom"] == {"owner": "billing"}
     bad = await api.http.put(f"/v1/streams/{stream}/metadata", json={"max_count": 0})
     assert bad.status_code == 422
 

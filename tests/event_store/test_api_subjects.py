@@ -175,13 +175,10 @@ async def test_forgetting_is_audited_and_idempotent(api: Api) -> None:
     records = await api.audit.wait(3)
     assert [r.routing_key for r in records] == ["event-store.subject_forgotten"] * 3
     assert [
-        (r.event.data["actor"], r.event.data["action"], r.event.data["target"]) for r in records
+        (r.event.data["actor"], r.event.data["action"], r.event.data["resource"]) for r in records
     ] == [("dpo", "subject_forgotten", s) for s in (subject, subject, never_seen)]
-    assert [r.event.data["details"] for r in records] == [
-        {"had_key": True},
-        {"had_key": False},
-        {"had_key": False},
-    ]
+    assert [r.event.data["data"]["had_key"] for r in records] == [True, False, False]
+    assert all(r.event.data["data"]["request_id"] for r in records)
 
 
 async def test_events_of_a_subject_appended_after_it_was_forgotten_are_readable(

@@ -198,8 +198,8 @@ async def test_each_reveal_is_an_audit_record_naming_the_events(
     [record] = await audit.wait(1)
     assert record.routing_key == "event-store.events_revealed"
     assert record.event.data["actor"] == "auditor"
-    assert record.event.data["target"] == stream
-    assert record.event.data["details"] == {"count": 1, "event_ids": [str(page.events[1].id)]}
+    assert record.event.data["resource"] == stream
+    assert record.event.data["data"] == {"count": 1, "event_ids": [str(page.events[1].id)]}
 
 
 async def test_a_retried_protected_append_is_a_replay(service: EventStoreService) -> None:

@@ -73,9 +73,9 @@ def test_a_bad_setting_exits_2_with_one_line(command: list[str], tmp_path: Path)
     ("command", "expected"),
     [
         (["serve", "nope"], "no service called 'nope'; the services are audit, event-store"),
-        (["serve", "audit"], "service audit is not part of this build yet"),
+        (["serve", "notifications"], "service notifications is not part of this build yet"),
         (["serve"], "Missing argument 'SERVICE'; see 'outrigger serve --help'"),
-        (["migrate", "audit"], "service audit has no migrations; those with migrations: event"),
+        (["migrate", "cache"], "service cache has no migrations; those with migrations: audit"),
         (["migrate", "nope"], "no service called 'nope'"),
         (["dev", "--port-offset", "x"], "'--port-offset': 'x' is not a valid integer range"),
         (["token", "--scope", "everything"], "unknown scope everything; known: admin"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from outrigger.errors import InvalidInput, NotFound
+from outrigger.errors import Conflict, NotFound
 
 
 def record_not_found(id: str, source: str | None) -> NotFound:
@@ -10,8 +10,8 @@ def record_not_found(id: str, source: str | None) -> NotFound:
     return NotFound(f"no audit record {id!r}{where}", id=id, source=source)
 
 
-def ambiguous_record(id: str, sources: list[str]) -> InvalidInput:
-    return InvalidInput(
+def ambiguous_record(id: str, sources: list[str]) -> Conflict:
+    return Conflict(
         f"audit record id {id!r} was sent by several sources ({', '.join(sources[:5])}); "
         "name the one you mean with source=",
         id=id,
@@ -19,8 +19,8 @@ def ambiguous_record(id: str, sources: list[str]) -> InvalidInput:
     )
 
 
-def beyond_tree(tenant: str, what: str, value: int, size: int) -> InvalidInput:
-    return InvalidInput(
+def beyond_tree(tenant: str, what: str, value: int, size: int) -> NotFound:
+    return NotFound(
         f"{what} {value} is beyond tenant {tenant!r}'s tree, which has {size} records",
         tenant=tenant,
         tree_size=size,

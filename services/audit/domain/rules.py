@@ -92,6 +92,10 @@ def check_record(record: AuditRecord) -> AuditRecord:
         raise InvalidInput(f"outcome must be one of {', '.join(OUTCOMES)} (got {record.outcome!r})")
     if record.time.tzinfo is None:
         raise InvalidInput("time must carry a timezone (RFC 3339)")
+    try:
+        record.time.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput("time must be a moment between years 1 and 9999 in UTC") from None
     if not isinstance(record.data, dict):
         raise InvalidInput("data must be a JSON object")
     if len(orjson.dumps(record.data)) > MAX_DATA_BYTES:

@@ -2,7 +2,7 @@
 
 SQLite has one writer at a time, so commit order is the order writes take the lock. Each append
 runs in a `BEGIN IMMEDIATE` transaction (the write lock, across processes too; see
-`sqlite_transactions`) and gives its events the next global positions there: the log is
+`outrigger.db.sqlite`) and gives its events the next global positions there: the log is
 contiguous from the start and needs no sequencer. Readers use WAL snapshots, so a read never sees
 half an append.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from outrigger.db import Database
+from outrigger.db import Database, SqliteTransactions
 from outrigger.settings import Settings
 from outrigger.tasks import Periodic
 from services.event_store.adapters import sqlite_sql as sql
 from services.event_store.adapters.codec import dumps, loads, metadata_params
 from services.event_store.adapters.head_watch import HeadWatch
 from services.event_store.adapters.sqlite_rows import event, info, now_us, replay, timestamp
-from services.event_store.adapters.sqlite_transactions import SqliteTransactions
 from services.event_store.domain import (
     ANY,
     AppendResult,

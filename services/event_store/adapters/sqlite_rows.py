@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from outrigger.db.sqlite import now_us, timestamp
 from services.event_store.adapters.codec import loads
 from services.event_store.domain import (
     RecordedEvent,
@@ -20,15 +19,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Row
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def timestamp(microseconds: int) -> datetime:
-    return EPOCH + timedelta(microseconds=microseconds)
+__all__ = ["event", "info", "now_us", "replay", "timestamp"]
 
 
 def event(stream_id: str, row: Sequence[Any]) -> RecordedEvent:

@@ -176,7 +176,7 @@ class EventStoreService:
             "custom": metadata.custom,
         }
         await self.audit.record(
-            "metadata_changed", actor=caller.subject, target=stream_id, details=details
+            "metadata_changed", actor=caller.subject, resource=stream_id, data=details
         )
         return info
 
@@ -188,7 +188,7 @@ class EventStoreService:
         await self.store.delete(stream_id, hard=hard, expected_version=expected)
         action = "stream_tombstoned" if hard else "stream_deleted"
         details = {"hard": hard, "expected_version": str(expected)}
-        await self.audit.record(action, actor=caller.subject, target=stream_id, details=details)
+        await self.audit.record(action, actor=caller.subject, resource=stream_id, data=details)
 
     async def save_snapshot(self, stream_id: str, version: int, state: JSON) -> Snapshot:
         check.check_stream_id(stream_id)
@@ -208,7 +208,7 @@ class EventStoreService:
         check.check_subject(subject)
         had_key = await self.shredder.forget(subject)
         await self.audit.record(
-            "subject_forgotten", actor=caller.subject, target=subject, details={"had_key": had_key}
+            "subject_forgotten", actor=caller.subject, resource=subject, data={"had_key": had_key}
         )
 
     async def shown(
@@ -227,6 +227,6 @@ class EventStoreService:
             "event_ids": [str(event.id) for event in revealing[:MAX_REVEALED_IDS_AUDITED]],
         }
         await self.audit.record(
-            "events_revealed", actor=caller.subject, target=target, details=details
+            "events_revealed", actor=caller.subject, resource=target, data=details
         )
         return shown

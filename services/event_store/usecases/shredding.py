@@ -17,13 +17,13 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from outrigger.stealth import Stealth, mask
+from outrigger.stealth import BatchSubjectKeys, Stealth, mask
 from services.event_store.metrics import UNREADABLE_FIELDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from outrigger.stealth import StealthError, SubjectKeyStore, WrappedKey
+    from outrigger.stealth import StealthError
     from services.event_store.domain import EventData, RecordedEvent
 
 
@@ -55,33 +55,6 @@ def _reporter(event: RecordedEvent) -> Callable[[StealthError], None]:
     return report
 
 
-class _BatchKeys:
-    """The subject key store, each subject looked up once per batch (not once per event)."""
-
-    def __init__(self, store: SubjectKeyStore) -> None:
-        self._store = store
-        self._keys: dict[str, WrappedKey | None] = {}
-
-    async def get(self, subject: str) -> WrappedKey | None:
-        if subject not in self._keys:
-            self._keys[subject] = await self._store.get(subject)
-        return self._keys[subject]
-
-    async def get_or_create(self, candidate: WrappedKey) -> WrappedKey:
-        key = self._keys[candidate.subject] = await self._store.get_or_create(candidate)
-        return key
-
-    async def delete(self, subject: str) -> bool:
-        self._keys.pop(subject, None)
-        return await self._store.delete(subject)
-
-    async def not_wrapped_by(self, master_kid: str, limit: int) -> list[WrappedKey]:
-        return await self._store.not_wrapped_by(master_kid, limit)
-
-    async def replace(self, current: WrappedKey, new: WrappedKey) -> bool:
-        return await self._store.replace(current, new)
-
-
 class SubjectShredder:
     """Encrypts and decrypts the sensitive fields of events; forgets subjects."""
 
@@ -92,7 +65,7 @@ class SubjectShredder:
         self._keys = stealth.subject_keys
 
     def _batch(self) -> Stealth:
-        return Stealth(self._keyring, _BatchKeys(self._keys))
+        return Stealth(self._keyring, BatchSubjectKeys(self._keys))
 
     async def protect(self, events: Sequence[EventData]) -> Sequence[EventData]:
         """The events with their sensitive fields encrypted (the same sequence if none has any)."""

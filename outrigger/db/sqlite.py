@@ -1,28 +1,53 @@
-"""Transactions of the SQLite adapter: one writer at a time, readers on WAL snapshots.
+"""SQLite adapters' transactions (one writer at a time, readers on WAL snapshots) and times.
 
 Write transactions begin with `BEGIN IMMEDIATE` (the kit's default on SQLite), which takes
 SQLite's write lock up front, so an append's reads and writes see no other writer in any process;
 an in-process lock queues this process's writers instead of letting them spin on the busy
 timeout. Reads run in a plain `BEGIN`: one consistent WAL snapshot for all their statements.
+
+Times are stored as integer microseconds since the Unix epoch (UTC): they sort and compare in
+SQL, and keep every digit a `datetime` has.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from outrigger.db import SQLITE_BEGIN, translate_errors
+from outrigger.db.database import translate_errors
+from outrigger.db.engine import SQLITE_BEGIN
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from outrigger.db import Database
+    from outrigger.db.database import Database
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    """Now, in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def microseconds(moment: datetime) -> int:
+    """An aware `datetime` as microseconds since the epoch."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def timestamp(us: int) -> datetime:
+    """Microseconds since the epoch as an aware UTC `datetime`."""
+    return EPOCH + timedelta(microseconds=us)
 
 
 class SqliteTransactions:
+    """The transactions of one SQLite adapter on its `Database`."""
+
     def __init__(self, database: Database) -> None:
         self._database = database
         self._write_lock = asyncio.Lock()

@@ -1,0 +1,1 @@
+"""The audit log's storage: PostgreSQL (partitioned, for real) and SQLite (embedded)."""

@@ -1,0 +1,165 @@
+"""Verification: the stored rows, the tree and the checkpoints, recomputed and compared.
+
+For every index of a tenant's tree (`AuditLog.scan`, a chunk at a time, in index order): a leaf
+hash is stored; exactly one records row claims the index (none below `retained_from`, where
+retention dropped them on purpose); its body hashes to that leaf, is an audit record of the
+tenant, and agrees with the columns kept beside it for queries. No row or leaf lies beyond the
+tree. The leaf hashes are folded into the root as the scan goes: at each checkpoint's size the
+root must be the checkpoint's, whose signature must verify with the service's key under the
+tenant's origin (so every checkpoint is consistent with the next: both are roots of one leaf
+sequence), and at the end it must be the root of the stored tree. The first failure is named:
+`Mismatch(index, reason)`, `index` None when no single record is at fault.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from outrigger import merkle
+from outrigger.errors import InvalidInput
+from outrigger.notes import NoteError, open_checkpoint
+from services.audit.domain import rules
+from services.audit.domain.models import Mismatch, Verification
+
+if TYPE_CHECKING:
+    from services.audit.domain.models import Checkpoint, VerifyRow
+    from services.audit.domain.port import AuditLog
+    from services.audit.metrics import AuditMetrics
+    from services.audit.usecases.checkpoints import Checkpoints
+
+CHUNK = 10_000
+
+
+class Verifier:
+    def __init__(self, log: AuditLog, checkpoints: Checkpoints, metrics: AuditMetrics) -> None:
+        self._log = log
+        self._checkpoints = checkpoints
+        self._metrics = metrics
+
+    async def verify(self, tenant: str) -> Verification:
+        rules.check_tenant(tenant)
+        run = _Run(self._checkpoints, tenant)
+        head = await self._log.head(tenant)
+        retained = await self._log.retained_from(tenant)
+        signed = await self._log.checkpoints(tenant)
+        run.expect(signed, head.size)
+        for first in range(0, head.size, CHUNK):
+            end = min(first + CHUNK, head.size)
+            run.check_rows(await self._log.scan(tenant, first, end), first, end, retained)
+            if run.mismatch:
+                break
+        if not run.mismatch:
+            beyond = await self._log.scan(tenant, head.size, rules.MAX_INDEX + 1)
+            if beyond:
+                run.fail(beyond[0].index, f"beyond the tree, which has {head.size} records")
+        if not run.mismatch and merkle.fold(run.frontier) != head.root:
+            run.fail(None, "the stored tree's root is not the root of its leaf hashes")
+        if run.mismatch:
+            self._metrics.verify_failed(tenant)
+        return Verification(
+            tenant, head.size, run.records, retained, run.checkpoints_checked, run.mismatch
+        )
+
+
+class _Run:
+    """One verification's progress: the frontier folded so far and the checkpoints ahead."""
+
+    def __init__(self, checkpoints: Checkpoints, tenant: str) -> None:
+        self.tenant = tenant
+        self.origin = checkpoints.origin(tenant)
+        self.verifier_key = checkpoints.verifier_key
+        self.frontier: list[bytes] = []
+        self.size = 0
+        self.records = 0
+        self.checkpoints_checked = 0
+        self.ahead: list[Checkpoint] = []
+        self.mismatch: Mismatch | None = None
+
+    def fail(self, index: int | None, reason: str) -> None:
+        if self.mismatch is None:
+            self.mismatch = Mismatch(index, reason)
+
+    def expect(self, signed: list[Checkpoint], tree_size: int) -> None:
+        for checkpoint in signed:
+            if checkpoint.size > tree_size:
+                self.fail(None, f"checkpoint {checkpoint.size} is beyond the tree ({tree_size})")
+                return
+        self.ahead = list(reversed(signed))
+        self._reached()  # a checkpoint of size 0, if any
+
+    def check_rows(self, rows: list[VerifyRow], first: int, end: int, retained: int) -> None:
+        """Checks a chunk's rows; the leaf hashes before a failing index are folded first, so a
+        checkpoint they break is named before the later row."""
+        leaves: list[bytes] = []
+        failure: tuple[int, str] | None = None
+        expected = first
+        for row in rows:
+            if row.index != expected or row.node_hash is None:
+                failure = (expected, "the tree has no leaf hash at this index")
+                break
+            problem = self._problem(row, retained)
+            if problem:
+                failure = (row.index, problem)
+                break
+            leaves.append(row.node_hash)
+            expected += 1
+        else:
+            if expected != end:
+                failure = (expected, "the tree has no leaf hash at this index")
+        self._fold(leaves)
+        if failure:
+            self.fail(*failure)
+
+    def _problem(self, row: VerifyRow, retained: int) -> str | None:
+        if not row.rows:
+            return None if row.index < retained else "the record is missing (its row was deleted)"
+        if len(row.rows) > 1:
+            return f"{len(row.rows)} rows claim this index (a row was inserted)"
+        self.records += 1
+        stored = row.rows[0]
+        if merkle.leaf_hash(stored.body) != row.node_hash:
+            return (
+                "the row's body does not hash to the leaf stored at this index "
+                "(edited, or moved from another index)"
+            )
+        try:
+            leaf = rules.parse_leaf(stored.body)
+        except InvalidInput:
+            return "the row's body is not an audit record"
+        if leaf.record.tenant != self.tenant:
+            return f"the row's body is a record of tenant {leaf.record.tenant!r}"
+        if rules.columns(leaf) != stored.columns:
+            return "the row's query columns (type, actor, resource, outcome, time) disagree"
+        return None
+
+    def _fold(self, leaves: list[bytes]) -> None:
+        """Folds leaf hashes into the frontier, checking each checkpoint on the way."""
+        while leaves:
+            stop = self.ahead[-1].size - self.size if self.ahead else len(leaves)
+            taken, leaves = leaves[:stop], leaves[stop:]
+            _, self.frontier = merkle.extend(self.size, self.frontier, taken)
+            self.size += len(taken)
+            self._reached()
+            if self.mismatch:
+                return
+
+    def _reached(self) -> None:
+        while self.ahead and self.ahead[-1].size == self.size and not self.mismatch:
+            self._check(self.ahead.pop())
+
+    def _check(self, checkpoint: Checkpoint) -> None:
+        where = f"checkpoint {checkpoint.size}"
+        try:
+            origin, size, root = open_checkpoint(checkpoint.note, self.verifier_key)
+        except NoteError as exc:
+            self.fail(None, f"{where}: {exc}")
+            return
+        if (origin, size, root) != (self.origin, checkpoint.size, checkpoint.root):
+            self.fail(None, f"{where}: its signed note says {origin}, size {size}, another root")
+        elif root != merkle.fold(self.frontier):
+            self.fail(
+                None,
+                f"{where}: the leaf hashes of indexes 0-{size - 1} fold to another root "
+                "(a leaf hash changed after it was signed)",
+            )
+        self.checkpoints_checked += 1
