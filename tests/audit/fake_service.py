@@ -37,6 +37,7 @@ class FakeAudit:
         self.stored: dict[tuple[str, str], dict[str, Any]] = {}  # (source, id) -> record out
         self.checkpoints: dict[str, dict[str, Any]] = {}
         self.seen: list[Request] = []
+        self.bodies: list[bytes] = []  # of the writes
         self.mismatch: dict[str, Any] | None = None
         self.app = FastAPI()
         self.app.state.settings = Settings()  # what `outrigger.testing.serving` reads
@@ -90,7 +91,8 @@ class FakeAudit:
         return self.checkpoints[tenant]
 
     async def post_records(self, request: Request) -> Response:
-        body = orjson.loads(await request.body())
+        self.bodies.append(await request.body())
+        body = orjson.loads(self.bodies[-1])
         records = body.get("records", [body])
         added = [self.add(record) for record in records]
         receipts = []

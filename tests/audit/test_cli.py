@@ -27,6 +27,7 @@ from click.testing import CliRunner, Result
 from outrigger.cli import main
 from outrigger.db import conninfo
 from outrigger.notes import NoteSigner
+from outrigger.resilience import policies
 from outrigger.testing import bearer, free_port, serving, unique
 from services.audit.app import build_app
 from tests.audit.api_support import BACKENDS, database_for, record, settings_for
@@ -41,8 +42,13 @@ ALL = ("audit:read", "audit:write", "audit:reveal")
 
 
 async def audit_command(url: str | None, token: str | None, *args: str) -> Result:
-    """`outrigger audit ARGS` with $OUTRIGGER_AUDIT_URL and $OUTRIGGER_TOKEN set (None: unset)."""
+    """`outrigger audit ARGS` with $OUTRIGGER_AUDIT_URL and $OUTRIGGER_TOKEN set (None: unset).
+
+    Each command starts with fresh resilience policies, as in a process of its own: in this one
+    they would share the breaker of the named policy `audit`, and one test's unreachable service
+    would open it for the next."""
     env = {"OUTRIGGER_AUDIT_URL": url, "OUTRIGGER_TOKEN": token}
+    policies.clear()
     return await asyncio.to_thread(
         CliRunner().invoke, main, ["audit", *args], env=env, catch_exceptions=False
     )
@@ -290,7 +296,7 @@ def edited_proof(lines: list[str]) -> list[str]:
 def bad_signature(lines: list[str]) -> list[str]:
     note = orjson.loads(lines[0])["note"]
     body, _, signature = note.partition("\n\n")
-    name, _, encoded = signature.removesuffix("\n").partition(" ")
+    name, _, encoded = signature.removesuffix("\n").rpartition(" ")
     raw = bytearray(base64.b64decode(encoded))
     raw[10] ^= 0x40
     forged = f"{body}\n\n{name} {base64.b64encode(bytes(raw)).decode()}\n"

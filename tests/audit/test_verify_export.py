@@ -119,7 +119,7 @@ def test_a_bad_signature_fails_the_checkpoint_on_line_1(log: Log) -> None:
     lines = log.export()
     checkpoint = orjson.loads(lines[0])
     body, _, signature = checkpoint["note"].partition("\n\n")
-    name, _, encoded = signature.removesuffix("\n").partition(" ")
+    name, _, encoded = signature.removesuffix("\n").rpartition(" ")
     raw = bytearray(base64.b64decode(encoded))
     raw[-1] ^= 1
     forged = f"{body}\n\n{name} {base64.b64encode(bytes(raw)).decode()}\n"
