@@ -134,8 +134,10 @@ def tail(
     interval: float,
     count: int | None,
 ) -> None:
-    """Print the newest records, oldest first, then new ones as they are recorded; stops
-    after --count or Ctrl-C."""
+    """Print the newest records, then each new one as it is recorded.
+
+    Starts with the --last newest (oldest first), then asks every --interval seconds; stops
+    after --count records or Ctrl-C."""
     show = _Printer(table)
     with _connect(target) as audit:
         following = audit.follow(
@@ -172,7 +174,10 @@ def query(
     until: datetime | None,
     limit: int,
 ) -> None:
-    """Print up to LIMIT matching records, newest first; sensitive fields are masked."""
+    """Print up to --limit matching records, newest first.
+
+    Every filter given must match; --from and --to bound the records' time. Sensitive fields
+    are masked."""
     show = _Printer(table)
     with _connect(target) as audit:
         found = audit.query_all(
@@ -221,10 +226,13 @@ def _public_key(_ctx: click.Context, param: click.Parameter, value: str | None) 
 def verify(
     target: Target, file: IO[bytes] | None, public_key: str | None, tenant: str | None
 ) -> None:
-    """Have the service recompute the tenant's tree from its records and check its
-    checkpoints; or, given FILE (an export, "-" for stdin) and --public-key, check it here:
-    every leaf's hash, every proof and the checkpoint's signature. Prints what was checked;
-    exit code 1 names the first record or line that fails."""
+    """Check a tenant's log on the service, or an export FILE here with --public-key.
+
+    Without FILE, the service recomputes the tenant's tree from its records and checks its
+    checkpoints. With FILE (an export; "-" reads stdin) it is checked here, with no service and
+    no token: every leaf's hash, every inclusion proof and the checkpoint's signature, against
+    the key given (the `verifier_key` of the service's checkpoints, got from a source you
+    trust). Prints what was checked; exit code 1 names the first record or line that fails."""
     if file is None:
         if public_key is not None:
             raise click.UsageError("--public-key checks an export: give its FILE too")
@@ -268,8 +276,10 @@ def export(
     until: datetime | None,
     output: Path | None,
 ) -> None:
-    """Write the tenant's records as NDJSON, each with its inclusion proof, after the
-    checkpoint they prove against: what `outrigger audit verify FILE` checks offline."""
+    """Write the tenant's records, with their proofs, as NDJSON.
+
+    The first line is a checkpoint, then one line per record recorded in [--from, --to), with
+    its inclusion proof against that checkpoint: what `outrigger audit verify FILE` checks."""
     with _connect(target) as audit:
         lines = audit.export_ndjson(tenant, since=since, until=until)
         with contextlib.closing(lines), _destination(output) as out:
