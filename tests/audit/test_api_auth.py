@@ -87,7 +87,7 @@ async def test_a_bad_record_is_a_problem_naming_the_field_and_nothing_is_stored(
     tenant = "bad-input"
     before = (await api.http.get("/v1/records", params={"tenant": tenant})).json()["records"]
     good = record(tenant)
-    response = await api.write(good, record(tenant, **change))
+    response = await api.write(good, {**record(tenant), **change})
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
     assert named in response.text
