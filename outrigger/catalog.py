@@ -63,7 +63,7 @@ class ServiceInfo:
 
 
 SERVICES: tuple[ServiceInfo, ...] = (
-    ServiceInfo("audit", "audit", 8001),
+    ServiceInfo("audit", "audit", 8001, command="audit"),
     ServiceInfo("event-store", "event_store", 8002, command="events"),
     ServiceInfo("cache", "cache", 8003, command="cache"),
     ServiceInfo("notifications", "notifications", 8004),

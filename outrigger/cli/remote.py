@@ -47,17 +47,28 @@ class ServiceCommands(click.Group):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a command sends its requests, and with which token."""
+    """Where a command sends its requests, and with which token ("" if none was given)."""
 
     url: str
     token: str
 
+    def with_token(self) -> Target:
+        """This target, if it has a token; else a `UserError` saying how to give one."""
+        if not self.token:
+            raise UserError(
+                f"no token: export {TOKEN_VARIABLE}=<token> or pass --token "
+                "(`outrigger token` mints one)"
+            )
+        return self
+
 
 def target_options(
-    service: str, url_variable: str
+    service: str, url_variable: str, *, token_required: bool = True
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Adds `--url` and `--token` to a command, which receives them as its first argument, a
-    `Target`; without a token the command ends at once saying how to give one (exit code 2)."""
+    `Target`; without a token the command ends at once saying how to give one (exit code 2),
+    unless `token_required` is False: then the command calls `Target.with_token()` once it
+    knows it will send a request."""
     default_url = f"http://127.0.0.1:{catalog.service(service).port}"
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
@@ -77,12 +88,8 @@ def target_options(
         )
         @functools.wraps(command)
         def with_target(url: str, token: str | None, **options: Any) -> None:
-            if not token:
-                raise UserError(
-                    f"no token: export {TOKEN_VARIABLE}=<token> or pass --token "
-                    "(`outrigger token` mints one)"
-                )
-            command(Target(url, token), **options)
+            target = Target(url, token or "")
+            command(target.with_token() if token_required else target, **options)
 
         return with_target
 

@@ -1,8 +1,24 @@
 """Typed HTTP clients for the Outrigger services (the Python SDK): async ones, and blocking
 facades of them for scripts (`outrigger.clients.sync`). They return the dataclasses of
-`event_store_models` and `cache_models`, and raise the `outrigger.errors` class of the problem
-a service answers."""
+`event_store_models`, `cache_models` and `audit_models`, and raise the `outrigger.errors` class
+of the problem a service answers. `audit_verify` checks the audit service's checkpoints, proofs
+and exports offline."""
 
+from outrigger.clients.audit import AuditClient
+from outrigger.clients.audit_models import (
+    AuditRecord,
+    Checkpoint,
+    ConsistencyProof,
+    ExportedCheckpoint,
+    ExportedRecord,
+    ExportLine,
+    InclusionProof,
+    Mismatch,
+    Receipt,
+    RecordPage,
+    Verification,
+)
+from outrigger.clients.audit_verify import ExportVerification, verify_export
 from outrigger.clients.base import IDEMPOTENT_METHODS, ServiceClient
 from outrigger.clients.cache import CacheClient
 from outrigger.clients.cache_models import (
@@ -24,20 +40,32 @@ from outrigger.clients.event_store_models import (
     StreamMetadata,
     StreamPage,
 )
-from outrigger.clients.sync import SyncCacheClient, SyncEventStoreClient
+from outrigger.clients.sync import SyncAuditClient, SyncCacheClient, SyncEventStoreClient
 
 __all__ = [
     "IDEMPOTENT_METHODS",
     "Appended",
+    "AuditClient",
+    "AuditRecord",
     "CacheClient",
     "CachedValue",
+    "Checkpoint",
+    "ConsistencyProof",
     "EventStoreClient",
     "ExpectedVersion",
+    "ExportLine",
+    "ExportVerification",
+    "ExportedCheckpoint",
+    "ExportedRecord",
     "HeldLock",
+    "InclusionProof",
     "LockLease",
     "LockLost",
     "LogPage",
     "Lookup",
+    "Mismatch",
+    "Receipt",
+    "RecordPage",
     "RecordedEvent",
     "ServiceClient",
     "Snapshot",
@@ -45,6 +73,9 @@ __all__ = [
     "StreamInfo",
     "StreamMetadata",
     "StreamPage",
+    "SyncAuditClient",
     "SyncCacheClient",
     "SyncEventStoreClient",
+    "Verification",
+    "verify_export",
 ]

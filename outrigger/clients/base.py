@@ -14,6 +14,7 @@ A subclass adds typed methods over `_request` and `_model`, e.g.::
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from outrigger.resilience import policy as named_policy
 from outrigger.telemetry.context import current_request_id
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import AsyncIterator, Collection, Mapping
     from types import TracebackType
 
     from outrigger.resilience import Policy
@@ -122,10 +123,7 @@ class ServiceClient:
         4xx answers do not.
         """
         method = method.upper()
-        outgoing: dict[str, str] = dict(headers or {})
-        if not any(key.lower() == "x-request-id" for key in outgoing):
-            outgoing["X-Request-ID"] = current_request_id() or uuid.uuid4().hex
-        propagate.inject(outgoing)
+        outgoing = _outgoing(headers)
         if json is not None:
             if content is not None:
                 raise TypeError("give either json or content, not both")
@@ -156,6 +154,61 @@ class ServiceClient:
             )
 
         return await self.policy.call(exchange, retry_if=retryable)
+
+    @contextlib.asynccontextmanager
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        """Sends one request whose answer is read as it arrives (NDJSON) and yields its lines.
+
+        Opening it is one `_request` exchange, under the policy and with the same headers and
+        errors (a 200 is expected). Once lines flow nothing is retried: a connection that breaks
+        before the body ends raises `ExternalServiceError` (`Timeout` if the service stops
+        sending for the client's read timeout), so a caller never takes part of an answer for
+        all of it. The response is closed when the block ends.
+        """
+        method = method.upper()
+        outgoing = _outgoing(headers)
+
+        async def exchange() -> httpx.Response:
+            request = self._http.build_request(method, path, params=params, headers=outgoing)
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.RequestError as exc:
+                raise self._unreachable(method, path, exc) from exc
+            if response.status_code != 200:
+                await response.aread()
+                await response.aclose()
+                raise self._failure(method, path, response)
+            return response
+
+        def retryable(exc: BaseException) -> bool:
+            return method in IDEMPOTENT_METHODS or isinstance(exc.__cause__, _NEVER_SENT)
+
+        response = await self.policy.call(exchange, retry_if=retryable)
+
+        async def lines() -> AsyncIterator[str]:
+            try:
+                async for line in response.aiter_lines():
+                    yield line
+            except httpx.TimeoutException as exc:
+                raise errors.Timeout(
+                    f"{self.base_url} stopped sending its answer to {method} {path}: {exc!r}"
+                ) from exc
+            except httpx.TransportError as exc:
+                raise errors.ExternalServiceError(
+                    f"the answer of {self.base_url} to {method} {path} broke off: {exc!r}"
+                ) from exc
+
+        try:
+            yield lines()
+        finally:
+            await response.aclose()
 
     def _json(self, response: httpx.Response) -> Any:
         """The response body parsed as JSON, or `ExternalServiceError` if it is not JSON."""
@@ -231,6 +284,16 @@ def decode(model: type[T], body: bytes | str, source: str) -> T:
             f"{source} answered a body that does not fit {model.__name__}: {where}: {first['msg']}"
         ) from exc
     return decoded
+
+
+def _outgoing(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """`headers` plus the request id (the caller's, else the current request's, else a new one)
+    and the W3C trace context."""
+    outgoing: dict[str, str] = dict(headers or {})
+    if not any(key.lower() == "x-request-id" for key in outgoing):
+        outgoing["X-Request-ID"] = current_request_id() or uuid.uuid4().hex
+    propagate.inject(outgoing)
+    return outgoing
 
 
 def _problem(response: httpx.Response) -> dict[str, Any] | None:

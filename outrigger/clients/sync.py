@@ -1,4 +1,4 @@
-"""Blocking clients for scripts: `SyncEventStoreClient` and `SyncCacheClient`.
+"""Blocking clients for scripts: `SyncEventStoreClient`, `SyncCacheClient`, `SyncAuditClient`.
 
     with SyncEventStoreClient("http://127.0.0.1:8002", token=token) as events:
         events.append("order-7", [{"type": "Placed", "data": {"total": 42}}])
@@ -26,6 +26,7 @@ import weakref
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
+from outrigger.clients.audit import AuditClient
 from outrigger.clients.base import ServiceClient
 from outrigger.clients.cache import CacheClient
 from outrigger.clients.event_store import EventStoreClient
@@ -322,3 +323,24 @@ class SyncCacheClient(_BlockingClient[CacheClient]):
     release = _Blocking(CacheClient.release)
     validate_fence = _Blocking(CacheClient.validate_fence)
     lock = _Holding(CacheClient.lock)
+
+
+class SyncAuditClient(_BlockingClient[AuditClient]):
+    """`AuditClient`, blocking; `query_all`, `follow`, `export` and `export_ndjson` are
+    iterators."""
+
+    client_class = AuditClient
+    record = _Blocking(AuditClient.record)
+    record_many = _Blocking(AuditClient.record_many)
+    query = _Blocking(AuditClient.query)
+    get = _Blocking(AuditClient.get)
+    reveal = _Blocking(AuditClient.reveal)
+    inclusion_proof = _Blocking(AuditClient.inclusion_proof)
+    consistency_proof = _Blocking(AuditClient.consistency_proof)
+    latest_checkpoint = _Blocking(AuditClient.latest_checkpoint)
+    issue_checkpoint = _Blocking(AuditClient.issue_checkpoint)
+    verify = _Blocking(AuditClient.verify)
+    query_all = _Iterating(AuditClient.query_all)
+    follow = _Iterating(AuditClient.follow)
+    export = _Iterating(AuditClient.export)
+    export_ndjson = _Iterating(AuditClient.export_ndjson)

@@ -92,7 +92,15 @@ def test_a_user_error_is_one_line_and_exit_2(
 
 @pytest.mark.parametrize(
     "command",
-    [["--help"], ["token"], ["serve", "--help"], ["events", "--help"], ["cache", "--help"], ["x"]],
+    [
+        ["--help"],
+        ["token"],
+        ["serve", "--help"],
+        ["events", "--help"],
+        ["cache", "--help"],
+        ["audit", "--help"],
+        ["x"],
+    ],
 )
 def test_light_commands_import_no_web_framework_or_driver(
     command: list[str], tmp_path: Path

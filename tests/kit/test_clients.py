@@ -17,16 +17,25 @@ import outrigger
 from outrigger import errors
 from outrigger.clients import (
     Appended,
+    AuditRecord,
+    Checkpoint,
+    ConsistencyProof,
     HeldLock,
+    InclusionProof,
     LogPage,
+    Mismatch,
+    Receipt,
     RecordedEvent,
+    RecordPage,
     ServiceClient,
     Snapshot,
     StoredEntry,
     StreamInfo,
     StreamMetadata,
     StreamPage,
+    Verification,
 )
+from outrigger.clients import audit as audit_client
 from outrigger.clients import cache as cache_client
 from outrigger.clients.cache_models import FoundEntry
 from outrigger.resilience import BulkheadFull, CircuitBreaker, CircuitState, Policy, Retry
@@ -373,17 +382,19 @@ def inlined(node: Any, definitions: dict[str, Any]) -> Any:
 @pytest.fixture(scope="module")
 def openapi_schemas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """The schemas of each service's OpenAPI document, by service."""
+    from services.audit.app import build_app as audit_app
     from services.cache.app import build_app as cache_app
     from services.event_store.app import build_app as event_store_app
+    from tests.audit.api_support import settings_for as audit_settings
     from tests.cache.http_support import cache_settings
     from tests.event_store.api_support import settings_for
 
     tmp_path = tmp_path_factory.mktemp("openapi")
+    database = f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"
     documents = {
-        "event-store": event_store_app(
-            settings_for(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}", tmp_path)
-        ).openapi(),
+        "event-store": event_store_app(settings_for(database, tmp_path)).openapi(),
         "cache": cache_app(cache_settings("memory://", data_dir=tmp_path)).openapi(),
+        "audit": audit_app(audit_settings(database, tmp_path)).openapi(),
     }
     return {name: doc["components"]["schemas"] for name, doc in documents.items()}
 
@@ -407,6 +418,15 @@ SDK_ONLY_FIELDS = {Appended: {"replayed"}}  # from the status code: 200 is a rep
         (cache_client._Found, "cache", "MgetResponse"),
         (cache_client._Stored, "cache", "MsetResponse"),
         (cache_client._Invalidated, "cache", "Invalidated"),
+        (AuditRecord, "audit", "RecordOut"),
+        (RecordPage, "audit", "RecordPageOut"),
+        (Receipt, "audit", "ReceiptOut"),
+        (audit_client._Receipts, "audit", "ReceiptsOut"),
+        (Checkpoint, "audit", "CheckpointOut"),
+        (InclusionProof, "audit", "InclusionProofOut"),
+        (ConsistencyProof, "audit", "ConsistencyProofOut"),
+        (Mismatch, "audit", "MismatchOut"),
+        (Verification, "audit", "VerificationOut"),
     ],
 )
 def test_each_model_is_the_json_schema_the_service_documents(
