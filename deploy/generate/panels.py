@@ -573,7 +573,92 @@ def _cache() -> Row:
     )
 
 
-OWN_ROWS: dict[str, Row] = {"event-store": _event_store(), "cache": _cache()}
+def _quantiles(histogram: str, owner: str) -> tuple[Query, ...]:
+    return tuple(
+        q(
+            f"histogram_quantile({quantile}, sum by (le) (rate({histogram}_bucket[{RATE}])))",
+            name,
+            owner,
+        )
+        for quantile, name in (("0.5", "p50"), ("0.99", "p99"))
+    )
+
+
+def _audit() -> Row:
+    a = "audit"
+    return Row(
+        "Audit log",
+        (
+            Panel(
+                "Records ingested",
+                (
+                    q(
+                        "sum by (path, result) "
+                        f"(rate(outrigger_audit_records_ingested_total[{RATE}]))",
+                        "{{path}} {{result}}",
+                        a,
+                    ),
+                ),
+                unit="ops",
+                description="By path (queue, http) and result: stored, duplicate (a retry, "
+                "answered with its first receipt) or rejected.",
+            ),
+            Panel(
+                "Batch size",
+                _quantiles("outrigger_audit_batch_size", a),
+                description="Records per committed append: one tree extension, one transaction.",
+            ),
+            Panel(
+                "Ingest lag",
+                _quantiles("outrigger_audit_ingest_lag_seconds", a),
+                unit="s",
+                description="From a record's `time` to the commit that stored it "
+                "(AuditIngestLagging).",
+            ),
+            Panel(
+                "Tree size by tenant",
+                (q("max by (tenant) (outrigger_audit_tree_size)", "{{tenant}}", a),),
+                description="Leaves in each tenant's Merkle tree (retention drops rows, never "
+                "leaves).",
+            ),
+            Panel(
+                "Checkpoint age by tenant",
+                (q("min by (tenant) (outrigger_audit_checkpoint_age_seconds)", "{{tenant}}", a),),
+                unit="s",
+                description="Age of each tenant's newest signed checkpoint. It grows while a "
+                "tenant is idle; while its tree grows it stays near OUTRIGGER_AUDIT_CHECKPOINT_"
+                "SECONDS (AuditCheckpointStale).",
+            ),
+            Panel(
+                "Dead letters",
+                (
+                    q(
+                        "sum(increase(outrigger_bus_dead_lettered_total"
+                        '{queue="audit.records"}[1h]))',
+                        "in the last hour",
+                        sporadic=True,
+                    ),
+                ),
+                description="Messages on audit.records that were not valid audit records, sent "
+                "to audit.records.dlq with the reason (AuditDeadLetters).",
+            ),
+            Panel(
+                "Verify failures",
+                (
+                    q(
+                        "sum by (tenant) (increase(outrigger_audit_verify_failures_total[1h]))",
+                        "{{tenant}} in the last hour",
+                        sporadic=True,
+                    ),
+                ),
+                description="Verifications that found a row, hash or checkpoint that does not "
+                "match (AuditVerifyFailed pages on any).",
+            ),
+        ),
+    )
+
+
+OWN_ROWS: dict[str, Row] = {"audit": _audit(), "event-store": _event_store(), "cache": _cache()}
 
 
 def dashboards() -> list[Dashboard]:
