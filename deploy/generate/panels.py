@@ -573,11 +573,14 @@ def _cache() -> Row:
     )
 
 
-def _quantiles(histogram: str, owner: str) -> tuple[Query, ...]:
+def _quantiles(histogram: str, owner: str, by: str = "") -> tuple[Query, ...]:
+    """p50 and p99 of a histogram, per value of label `by` if given."""
+    group = f"{by}, le" if by else "le"
+    prefix = f"{{{{{by}}}}} " if by else ""
     return tuple(
         q(
-            f"histogram_quantile({quantile}, sum by (le) (rate({histogram}_bucket[{RATE}])))",
-            name,
+            f"histogram_quantile({quantile}, sum by ({group}) (rate({histogram}_bucket[{RATE}])))",
+            prefix + name,
             owner,
         )
         for quantile, name in (("0.5", "p50"), ("0.99", "p99"))
@@ -605,8 +608,9 @@ def _audit() -> Row:
             ),
             Panel(
                 "Batch size",
-                _quantiles("outrigger_audit_batch_size", a),
-                description="Records per committed append: one tree extension, one transaction.",
+                _quantiles("outrigger_audit_batch_size", a, by="path"),
+                description="Records per committed append (one transaction, one tree "
+                "extension), by path: queue batches hold up to 500, HTTP requests up to 1000.",
             ),
             Panel(
                 "Ingest lag",
@@ -653,6 +657,24 @@ def _audit() -> Row:
                 ),
                 description="Verifications that found a row, hash or checkpoint that does not "
                 "match (AuditVerifyFailed pages on any).",
+            ),
+            Panel(
+                "Checkpoints and reveals",
+                (
+                    q(
+                        f"sum(rate(outrigger_audit_checkpoints_issued_total[{RATE}]))",
+                        "checkpoints issued/s",
+                        a,
+                    ),
+                    q(
+                        f"sum(rate(outrigger_audit_reveals_total[{RATE}]))",
+                        "records revealed/s",
+                        sporadic=True,
+                    ),
+                ),
+                unit="ops",
+                description="Checkpoints signed and stored; records read in clear with "
+                "audit:reveal (each one is itself an audit record).",
             ),
         ),
     )
