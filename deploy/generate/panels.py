@@ -676,6 +676,23 @@ def _audit() -> Row:
                 description="Checkpoints signed and stored; records read in clear with "
                 "audit:reveal (each one is itself an audit record).",
             ),
+            Panel(
+                "Leaders",
+                (
+                    q(
+                        'sum(outrigger_leader{election="audit.checkpoints"})',
+                        "checkpoint leaders",
+                        a,
+                    ),
+                    q(
+                        'sum(outrigger_leader{election="audit.retention"})',
+                        "retention leaders",
+                        sporadic=True,
+                    ),
+                ),
+                description="One replica issues the checkpoints and, with a retention period, "
+                "one drops old records; none issuing stops checkpoints (AuditCheckpointStale).",
+            ),
         ),
     )
 
