@@ -17,7 +17,10 @@ REGIONS = {  # file: [(region, body)]
     "docker-compose.yml": [("services", regions.compose_services)],
     "docker-compose.observability.yml": [("services", regions.compose_tracing)],
     "prometheus/prometheus.yml": [("services", regions.scrape_targets)],
-    "deploy/k8s/base/kustomization.yaml": [("services", regions.kustomize_resources)],
+    "deploy/k8s/base/kustomization.yaml": [
+        ("services", regions.kustomize_resources),
+        ("settings", regions.config_map_settings),
+    ],
 }
 
 

@@ -573,7 +573,131 @@ def _cache() -> Row:
     )
 
 
-OWN_ROWS: dict[str, Row] = {"event-store": _event_store(), "cache": _cache()}
+def _quantiles(histogram: str, owner: str, by: str = "") -> tuple[Query, ...]:
+    """p50 and p99 of a histogram, per value of label `by` if given."""
+    group = f"{by}, le" if by else "le"
+    prefix = f"{{{{{by}}}}} " if by else ""
+    return tuple(
+        q(
+            f"histogram_quantile({quantile}, sum by ({group}) (rate({histogram}_bucket[{RATE}])))",
+            prefix + name,
+            owner,
+        )
+        for quantile, name in (("0.5", "p50"), ("0.99", "p99"))
+    )
+
+
+def _audit() -> Row:
+    a = "audit"
+    return Row(
+        "Audit log",
+        (
+            Panel(
+                "Records ingested",
+                (
+                    q(
+                        "sum by (path, result) "
+                        f"(rate(outrigger_audit_records_ingested_total[{RATE}]))",
+                        "{{path}} {{result}}",
+                        a,
+                    ),
+                ),
+                unit="ops",
+                description="By path (queue, http) and result: stored, duplicate (a retry, "
+                "answered with its first receipt) or rejected.",
+            ),
+            Panel(
+                "Batch size",
+                _quantiles("outrigger_audit_batch_size", a, by="path"),
+                description="Records per committed append (one transaction, one tree "
+                "extension), by path: queue batches hold up to 500, HTTP requests up to 1000.",
+            ),
+            Panel(
+                "Ingest lag",
+                _quantiles("outrigger_audit_ingest_lag_seconds", a),
+                unit="s",
+                description="From a record's `time` to the commit that stored it "
+                "(AuditIngestLagging).",
+            ),
+            Panel(
+                "Tree size by tenant",
+                (q("max by (tenant) (outrigger_audit_tree_size)", "{{tenant}}", a),),
+                description="Leaves in each tenant's Merkle tree (retention drops rows, never "
+                "leaves).",
+            ),
+            Panel(
+                "Checkpoint age by tenant",
+                (q("min by (tenant) (outrigger_audit_checkpoint_age_seconds)", "{{tenant}}", a),),
+                unit="s",
+                description="Age of each tenant's newest signed checkpoint. It grows while a "
+                "tenant is idle; while its tree grows it stays near OUTRIGGER_AUDIT_CHECKPOINT_"
+                "SECONDS (AuditCheckpointStale).",
+            ),
+            Panel(
+                "Dead letters",
+                (
+                    q(
+                        "sum(increase(outrigger_bus_dead_lettered_total"
+                        '{queue="audit.records"}[1h]))',
+                        "in the last hour",
+                        sporadic=True,
+                    ),
+                ),
+                description="Messages on audit.records that were not valid audit records, sent "
+                "to audit.records.dlq with the reason (AuditDeadLetters).",
+            ),
+            Panel(
+                "Verify failures",
+                (
+                    q(
+                        "sum by (tenant) (increase(outrigger_audit_verify_failures_total[1h]))",
+                        "{{tenant}} in the last hour",
+                        sporadic=True,
+                    ),
+                ),
+                description="Verifications that found a row, hash or checkpoint that does not "
+                "match (AuditVerifyFailed pages on any).",
+            ),
+            Panel(
+                "Checkpoints and reveals",
+                (
+                    q(
+                        f"sum(rate(outrigger_audit_checkpoints_issued_total[{RATE}]))",
+                        "checkpoints issued/s",
+                        a,
+                    ),
+                    q(
+                        f"sum(rate(outrigger_audit_reveals_total[{RATE}]))",
+                        "records revealed/s",
+                        sporadic=True,
+                    ),
+                ),
+                unit="ops",
+                description="Checkpoints signed and stored; records read in clear with "
+                "audit:reveal (each one is itself an audit record).",
+            ),
+            Panel(
+                "Leaders",
+                (
+                    q(
+                        'sum(outrigger_leader{election="audit.checkpoints"})',
+                        "checkpoint leaders",
+                        a,
+                    ),
+                    q(
+                        'sum(outrigger_leader{election="audit.retention"})',
+                        "retention leaders",
+                        sporadic=True,
+                    ),
+                ),
+                description="One replica issues the checkpoints and, with a retention period, "
+                "one drops old records; none issuing stops checkpoints (AuditCheckpointStale).",
+            ),
+        ),
+    )
+
+
+OWN_ROWS: dict[str, Row] = {"audit": _audit(), "event-store": _event_store(), "cache": _cache()}
 
 
 def dashboards() -> list[Dashboard]:

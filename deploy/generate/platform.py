@@ -35,10 +35,24 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One of a service's own settings (`OUTRIGGER_<SERVICE>_*`) with the value the deployment
+    gives it: a literal of the `outrigger` ConfigMap, and in compose a variable `.env` may set."""
+
+    name: str
+    value: str
+    note: str = ""  # a comment beside it, saying what it does
+
+
+@dataclass(frozen=True)
 class Deployed:
     name: str
     backends: tuple[Backend, ...]
     queues: tuple[Queue, ...] = ()
+    # secrets of its own beside its backends' URLs and COMMON_SECRETS: compose requires them from
+    # .env, Kubernetes mounts them from the Secret `outrigger`; never in the repository
+    own_secrets: tuple[str, ...] = ()
+    settings: tuple[Setting, ...] = ()
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
     memory_limit: str = "512Mi"
@@ -53,10 +67,29 @@ class Deployed:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(backend.setting for backend in self.backends) + COMMON_SECRETS
+        return (
+            tuple(backend.setting for backend in self.backends) + COMMON_SECRETS + self.own_secrets
+        )
 
 
 DEPLOYED: tuple[Deployed, ...] = (
+    Deployed(
+        "audit",
+        (POSTGRES, RABBITMQ),
+        # every service's audit records; the event store's reveals are what the live test sends
+        queues=(Queue("audit.records", fed_by="event-store"),),
+        own_secrets=("OUTRIGGER_AUDIT_SIGNING_KEY",),
+        settings=(
+            Setting(
+                "OUTRIGGER_AUDIT_ORIGIN", "outrigger.audit", "checkpoint origin: <this>/<tenant>"
+            ),
+            Setting("OUTRIGGER_AUDIT_CHECKPOINT_EVERY", "1000", "records between checkpoints"),
+            Setting("OUTRIGGER_AUDIT_CHECKPOINT_SECONDS", "10", "or seconds, for a tree that grew"),
+            Setting("OUTRIGGER_AUDIT_RETENTION_MONTHS", "0", "0 keeps every record forever"),
+        ),
+        cpu_request="250m",
+        memory_request="256Mi",
+    ),
     Deployed("event-store", (POSTGRES, RABBITMQ), cpu_request="250m", memory_request="256Mi"),
     Deployed(
         "cache",

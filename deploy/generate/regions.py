@@ -46,6 +46,11 @@ def compose_service(service: Deployed) -> str:
         "  environment:",
         "    <<: *outrigger-environment",
         *(f"    {backend.setting}: *{backend.name}-url" for backend in service.backends),
+        *(f"    {name}: {required(name)}" for name in service.own_secrets),
+        *(
+            f"    {s.name}: ${{{s.name}:-{s.value}}}" + (f"  # {s.note}" if s.note else "")
+            for s in service.settings
+        ),
         "  depends_on:",
     ]
     if POSTGRES in service.backends:
@@ -57,6 +62,11 @@ def compose_service(service: Deployed) -> str:
         f'    test: [CMD, python, /app/healthcheck.py, "http://127.0.0.1:{port}/readyz"]',
     ]
     return "\n".join(lines) + "\n"
+
+
+def required(variable: str) -> str:
+    """A compose variable that must be set in .env: compose names it and stops otherwise."""
+    return f"${{{variable}:?set {variable} in .env (see .env.example)}}"
 
 
 def compose_services() -> str:
@@ -76,3 +86,12 @@ def scrape_targets() -> str:
 
 def kustomize_resources() -> str:
     return "".join(f"- services/{service.name}.yaml\n" for service in DEPLOYED)
+
+
+def config_map_settings() -> str:
+    """The services' own settings, as literals of the `outrigger` ConfigMap."""
+    return "".join(
+        f"- {s.name}={s.value}" + (f"  # {s.note}" if s.note else "") + "\n"
+        for service in DEPLOYED
+        for s in service.settings
+    )

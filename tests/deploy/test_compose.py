@@ -14,7 +14,7 @@ from tests.deploy.support import REPO, env_example, run, tool
 
 BASE = ("-f", "docker-compose.yml")
 WITH_OBSERVABILITY = (*BASE, "-f", "docker-compose.observability.yml")
-SECRET = re.compile(r"PASSWORD|SECRET|KEYS|TOKEN")
+SECRET = re.compile(r"PASSWORD|SECRET|KEY|TOKEN")
 ONE_SHOT = {"migrate"}
 
 

@@ -3,6 +3,7 @@ of deployed services: adding a service is one entry there, then the generator.""
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -14,6 +15,7 @@ from deploy.generate.platform import (
     ANY_SERVICE,
     DEPLOYED,
     EVENT_FLOW,
+    deployed,
     owners_running,
 )
 from outrigger import catalog
@@ -32,6 +34,22 @@ def test_the_generated_files_cover_every_deployed_service() -> None:
         assert f"{generate.DASHBOARDS_DIR}/{service.name}.json" in files
         assert f"  {service.name}:\n    <<: *outrigger\n" in files["docker-compose.yml"]
         assert f'"{service.name}:{service.port}"' in files["prometheus/prometheus.yml"]
+
+
+def test_own_settings_reach_compose_and_the_config_map_and_own_secrets_compose_only() -> None:
+    files = generate.expected()
+    compose = files["docker-compose.yml"]
+    kustomization = files["deploy/k8s/base/kustomization.yaml"]
+    for service in DEPLOYED:
+        after = compose.split(f"\n  {service.name}:\n    <<: *outrigger\n")[1]
+        block = re.split(r"\n  (?=[^ ])", after)[0]  # up to the next service
+        for setting in service.settings:
+            assert setting.name.startswith(f"OUTRIGGER_{service.info.package.upper()}_")
+            assert f"\n      - {setting.name}={setting.value}" in kustomization
+            assert f"{setting.name}: ${{{setting.name}:-{setting.value}}}" in block
+        for secret in service.own_secrets:
+            assert f"{secret}: ${{{secret}:?set {secret} in .env" in block
+    assert "OUTRIGGER_AUDIT_SIGNING_KEY" in deployed("audit").own_secrets
 
 
 def test_deployed_services_are_catalog_services_on_their_ports() -> None:

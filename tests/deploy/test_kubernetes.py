@@ -184,7 +184,8 @@ def test_each_pod_sees_only_the_secrets_it_needs(rendered: list[dict[str, Any]])
     for service in DEPLOYED:
         [volume] = [v for v in specs[service.name]["volumes"] if "secret" in v]
         keys = {item["key"] for item in volume["secret"]["items"]}
-        assert keys == {b.setting for b in service.backends} | set(COMMON_SECRETS)
+        own = set(service.own_secrets)  # e.g. the audit signing key, mounted in audit pods only
+        assert keys == {b.setting for b in service.backends} | set(COMMON_SECRETS) | own
         assert volume["secret"]["defaultMode"] == 0o440
     [job_secrets] = [v for v in specs["outrigger-migrate"]["volumes"] if "secret" in v]
     assert [item["key"] for item in job_secrets["secret"]["items"]] == ["OUTRIGGER_DATABASE_URL"]

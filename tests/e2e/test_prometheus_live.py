@@ -203,6 +203,7 @@ def test_prometheus_scrapes_the_platform_and_every_query_has_data(
         "OUTRIGGER_AMQP_URL": rabbitmq.url,
         "OUTRIGGER_JWT_SECRET": secret,
         "OUTRIGGER_STEALTH_KEYS": f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+        "OUTRIGGER_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "OUTRIGGER_CACHE_KEY_PREFIX": f"live{secrets.token_hex(4)}",
         "OUTRIGGER_EVENT_STORE_METRICS_INTERVAL_SECONDS": "0.5",
     }
@@ -427,7 +428,36 @@ def _cache_traffic(client: httpx.Client, traffic: list[str]) -> None:
         _note(traffic, client.post("/v1/locks/live-resource", json={"ttl_ms": 10000}))
 
 
+def _audit_traffic(client: httpx.Client, traffic: list[str]) -> None:
+    """Records (one batch, a retry, an invalid one), a page, proofs, checkpoints, a verification.
+    The event store's reveals reach it through the queue."""
+    tenant = "live"
+    first, second = (
+        {
+            "id": str(uuid.uuid4()),
+            "source": "live-test",
+            "type": "live.checked",
+            "actor": "live-test",
+            "action": "check",
+            "resource": f"live/{n}",
+            "tenant": tenant,
+        }
+        for n in (1, 2)
+    )
+    for body in ({"records": [first, second]}, first, {"records": [{"id": "no-source"}]}):
+        _note(traffic, client.post("/v1/records", json=body))
+    _note(traffic, client.get("/v1/records", params={"tenant": tenant, "limit": 10}))
+    inclusion = {"tenant": tenant, "index": 0, "tree_size": 2}
+    _note(traffic, client.get("/v1/proofs/inclusion", params=inclusion))
+    consistency = {"tenant": tenant, "from_size": 1, "to_size": 2}
+    _note(traffic, client.get("/v1/proofs/consistency", params=consistency))
+    _note(traffic, client.post("/v1/checkpoints", params={"tenant": tenant}))
+    _note(traffic, client.get("/v1/checkpoints/latest", params={"tenant": tenant}))
+    _note(traffic, client.get("/v1/verify", params={"tenant": tenant}))
+
+
 TRAFFIC: dict[str, Callable[[httpx.Client, list[str]], None]] = {
+    "audit": _audit_traffic,
     "event-store": _event_store_traffic,
     "cache": _cache_traffic,
 }
