@@ -117,14 +117,18 @@ async def test_checkpoints_are_issued_on_demand_once_per_tree_size(api: Api) -> 
 async def test_proofs_beyond_the_tree_are_404(api: Api) -> None:
     tenant = unique("t")
     await api.receipts(record(tenant), record(tenant))
-    for path, params in (
-        ("/v1/proofs/inclusion", {"index": 2, "tree_size": 2}),
-        ("/v1/proofs/inclusion", {"index": 0, "tree_size": 3}),
-        ("/v1/proofs/inclusion", {"index": 2}),
-        ("/v1/proofs/consistency", {"from_size": 3}),
-        ("/v1/proofs/consistency", {"from_size": 2, "to_size": 1}),
-        ("/v1/proofs/consistency", {"from_size": 1, "to_size": 3}),
+    for path, params, start in (
+        ("/v1/proofs/inclusion", {"index": 2, "tree_size": 2}, "leaf 2 is not in"),
+        ("/v1/proofs/inclusion", {"index": 0, "tree_size": 3}, "tree_size 3 is beyond"),
+        ("/v1/proofs/inclusion", {"index": 2}, "leaf 2 is not in"),
+        ("/v1/proofs/consistency", {"from_size": 3}, "no prefix of size 3"),
+        ("/v1/proofs/consistency", {"from_size": 2, "to_size": 1}, "no prefix of size 2"),
+        ("/v1/proofs/consistency", {"from_size": 1, "to_size": 3}, "to_size 3 is beyond"),
     ):
         response = await api.http.get(path, params={"tenant": tenant, **params})
         assert response.status_code == 404, (path, params)
-        assert response.json()["tenant"] == tenant
+        problem = response.json()
+        assert problem["tenant"] == tenant
+        assert start in problem["detail"]
+        assert f"the tree of tenant {tenant!r}" in problem["detail"]
+        assert "'s tree" not in problem["detail"]

@@ -85,6 +85,6 @@ def _frontier(tenant: str, size: int, frontier: Mapping[tuple[str, Node], bytes]
         return [frontier[tenant, node] for node in merkle.root_nodes(size)]
     except KeyError as exc:
         raise OutriggerError(
-            f"tenant {tenant!r}'s tree of {size} records lacks its node {exc.args[0][1]}: "
+            f"the tree of tenant {tenant!r} ({size} records) lacks its node {exc.args[0][1]}: "
             "the audit nodes were altered outside the service; run verify"
         ) from None

@@ -17,7 +17,7 @@ def tree_head(tenant: str, size: int, hashes: Sequence[bytes]) -> TreeHead:
     """The head of a tree of `size` from the hashes of its `merkle.root_nodes`, in order."""
     if len(hashes) != len(merkle.root_nodes(size)):
         raise OutriggerError(
-            f"tenant {tenant!r}'s tree of {size} records lacks nodes of its root: the audit "
+            f"the tree of tenant {tenant!r} ({size} records) lacks nodes of its root: the audit "
             "nodes were altered outside the service; run verify"
         )
     return TreeHead(tenant, size, merkle.fold(hashes))

@@ -21,7 +21,7 @@ def ambiguous_record(id: str, sources: list[str]) -> Conflict:
 
 def beyond_tree(tenant: str, what: str, value: int, size: int) -> NotFound:
     return NotFound(
-        f"{what} {value} is beyond tenant {tenant!r}'s tree, which has {size} records",
+        f"{what} {value} is beyond the tree of tenant {tenant!r}, which has {size} records",
         tenant=tenant,
         tree_size=size,
     )

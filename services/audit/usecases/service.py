@@ -195,7 +195,7 @@ class AuditService:
         size = await self._size(tenant, tree_size)
         if index >= size:
             raise NotFound(
-                f"leaf {index} is not in tenant {tenant!r}'s tree of size {size}",
+                f"leaf {index} is not in the tree of tenant {tenant!r}, which has {size} records",
                 tenant=tenant,
                 tree_size=size,
             )
@@ -211,10 +211,11 @@ class AuditService:
         (default: the latest checkpoint's)."""
         check.check_tenant(tenant)
         check.check_index("from_size", from_size, minimum=1)
-        size = await self._size(tenant, to_size)
+        size = await self._size(tenant, to_size, "to_size")
         if from_size > size:
             raise NotFound(
-                f"tenant {tenant!r}'s tree of size {size} has no prefix of size {from_size}",
+                f"the tree of tenant {tenant!r}, which has {size} records, has no prefix of size "
+                f"{from_size}",
                 tenant=tenant,
                 tree_size=size,
             )
@@ -222,13 +223,13 @@ class AuditService:
         hashes = await self._nodes(tenant, [node for group in groups for node in group])
         return ConsistencyProof(tenant, from_size, size, merkle.resolve(groups, hashes))
 
-    async def _size(self, tenant: str, size: int | None) -> int:
+    async def _size(self, tenant: str, size: int | None, name: str = "tree_size") -> int:
         if size is None:
             return (await self.checkpoints.latest(tenant)).size
-        check.check_index("tree_size", size, minimum=1)
+        check.check_index(name, size, minimum=1)
         head = await self.log.head(tenant)
         if size > head.size:
-            raise errors.beyond_tree(tenant, "tree_size", size, head.size)
+            raise errors.beyond_tree(tenant, name, size, head.size)
         return size
 
     async def _nodes(self, tenant: str, nodes: Collection[merkle.Node]) -> dict[merkle.Node, bytes]:
@@ -237,8 +238,8 @@ class AuditService:
         if missing:
             first = min(missing)
             raise OutriggerError(
-                f"tenant {tenant!r}'s tree lacks node {first.level}/{first.index}: the store is "
-                "damaged (run GET /v1/verify)"
+                f"the tree of tenant {tenant!r} lacks node {first.level}/{first.index}: the "
+                "store is damaged (run GET /v1/verify)"
             )
         return hashes
 
