@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from prometheus_client import REGISTRY
 
@@ -85,6 +86,26 @@ async def test_a_record_reads_back_as_sent_with_its_place(api: Api) -> None:
     assert (got["index"], got["leaf_hash"]) == (receipt["index"], receipt["leaf_hash"])
     recorded = datetime.fromisoformat(got["recorded_at"])
     assert abs(recorded - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+async def test_an_id_with_slashes_and_colons_is_read_and_revealed(api: Api) -> None:
+    tenant = unique("t")
+    for id in (f"orders/{unique('o')}/lines/7", f"a:reveal/{unique('b')}:reveal", "..", "/"):
+        sent = record(tenant, id=id, source=unique("s"), data={"n": 1}, sensitive=["n"])
+        [receipt] = await api.receipts(sent)
+        segment = quote(id, safe="")  # `..` is spelled `%2E%2E`, or clients resolve it away
+        path = f"/v1/records/{segment if segment != '..' else '%2E%2E'}"
+        got = await api.http.get(path, params={"source": sent["source"]})
+        assert got.status_code == 200, (id, got.text)
+        assert (got.json()["id"], got.json()["index"]) == (id, receipt["index"])
+        revealed = await api.http.post(
+            f"{path}:reveal", params={"source": sent["source"]}, json={"reason": "audit"}
+        )
+        assert revealed.status_code == 200, (id, revealed.text)
+        assert (revealed.json()["id"], revealed.json()["data"]) == (id, {"n": 1})
+    missing = await api.http.get(f"/v1/records/{quote('no/such/record', safe='')}")
+    assert missing.status_code == 404
+    assert "no/such/record" in missing.json()["detail"]
 
 
 async def _page(api: Api, **params: Any) -> dict[str, Any]:

@@ -22,7 +22,16 @@ from services.audit.domain.rules import MAX_INDEX, MAX_PAGE_LIMIT, TOKEN_PATTERN
 router = APIRouter(prefix="/v1/records", tags=["records"], route_class=ServiceRoute)
 
 CURSOR_PATTERN = r"^[0-9a-f]{1,14}$"
-RecordId = Annotated[str, Path(pattern=TOKEN_PATTERN, examples=["order-7"])]
+# `:path`: an id may hold `/` (sent as `%2F`, which the server decodes before routing)
+RecordId = Annotated[
+    str,
+    Path(
+        pattern=TOKEN_PATTERN,
+        examples=["order-7"],
+        description="The record's id, percent-encoded: any id `POST /v1/records` accepts, "
+        "`/` included.",
+    ),
+]
 NOT_FOUND = "No record with this id (from this source)."
 AMBIGUOUS = "Several sources sent a record with this id: name one with `source`."
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -81,13 +90,13 @@ async def query(
     )
 
 
-@router.get("/{id}", responses=problem_responses({404: NOT_FOUND, 409: AMBIGUOUS}))
+@router.get("/{id:path}", responses=problem_responses({404: NOT_FOUND, 409: AMBIGUOUS}))
 async def read(id: RecordId, service: Service, _: Reader, source: Source = None) -> RecordOut:
     """The record with this id, sensitive fields masked."""
     return RecordOut.of(await service.get(id, source))
 
 
-@router.post("/{id}:reveal", responses=problem_responses({404: NOT_FOUND, 409: AMBIGUOUS}))
+@router.post("/{id:path}:reveal", responses=problem_responses({404: NOT_FOUND, 409: AMBIGUOUS}))
 async def reveal(
     id: RecordId, body: RevealIn, service: Service, caller: Revealer, source: Source = None
 ) -> RecordOut:
