@@ -15,7 +15,8 @@ Every method returns the frozen dataclasses of `outrigger.clients.audit_models`.
 sending the same records again is safe: the service answers a record it has (same `source` and
 `id`) with its first receipt, marked `duplicate`. The client does so itself, under its retry
 policy, when an answer is lost; to retry after a call has raised, pass the records with their ids.
-`follow` polls for new records (there is no push of records); `export` streams NDJSON.
+`follow` polls for new records (there is no push of records); `export` streams NDJSON; `forget`
+erases a data subject.
 """
 
 from __future__ import annotations
@@ -195,6 +196,13 @@ class AuditClient(ServiceClient):
         )
         return self._model(AuditRecord, response)
 
+    async def forget(self, subject: str, *, tenant: str = DEFAULT_TENANT) -> None:
+        """Erases the subject's sensitive fields from every record, for good (scope `admin`):
+        they read `{"$erased": true, ...}` from then on, masked or revealed, and every proof
+        still holds. The erasure is recorded in `tenant`'s log. Idempotent."""
+        path = f"/v1/subjects/{_segment(subject)}"
+        await self._request("DELETE", path, params={"tenant": tenant}, expect=(204,))
+
     async def inclusion_proof(
         self, index: int, *, tenant: str = DEFAULT_TENANT, tree_size: int | None = None
     ) -> InclusionProof:
@@ -284,10 +292,15 @@ class _Receipts:
 
 
 def _record_path(id: str) -> str:
-    segment = quote(id, safe="")
+    return f"/v1/records/{_segment(id)}"
+
+
+def _segment(value: str) -> str:
+    """`value` as one path segment: `/` encoded, and `.` or `..` too (clients resolve them)."""
+    segment = quote(value, safe="")
     if segment in (".", ".."):
         segment = segment.replace(".", "%2E")
-    return f"/v1/records/{segment}"
+    return segment
 
 
 def _filters(

@@ -335,6 +335,7 @@ class SyncAuditClient(_BlockingClient[AuditClient]):
     query = _Blocking(AuditClient.query)
     get = _Blocking(AuditClient.get)
     reveal = _Blocking(AuditClient.reveal)
+    forget = _Blocking(AuditClient.forget)
     inclusion_proof = _Blocking(AuditClient.inclusion_proof)
     consistency_proof = _Blocking(AuditClient.consistency_proof)
     latest_checkpoint = _Blocking(AuditClient.latest_checkpoint)

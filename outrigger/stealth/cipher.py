@@ -188,6 +188,30 @@ class Stealth:
             document = field_paths.rewrite(document, segments, decrypt)
         return document
 
+    async def mask(
+        self, document: dict[str, Any], paths: Sequence[str], *, subject: str | None = None
+    ) -> dict[str, Any]:
+        """`document` as a caller who may not reveal it sees it: every protected value at
+        `paths` replaced by `MASKED`, or by `ERASED` where it was encrypted under a subject key
+        that was deleted (`forget`). Nothing is decrypted; the subject's key is looked up once,
+        only if a field is under it (without `subject`, such a field is `MASKED`)."""
+        parsed = [field_paths.parse(path) for path in paths]
+        looked_up, key_id = False, None
+        if subject is not None and any(_found(document, s, _by_subject_key) for s in parsed):
+            stored = await self._store().get(subject)
+            looked_up, key_id = True, None if stored is None else stored.key_id
+
+        def hide(value: Any, _path: str) -> Any:
+            if not is_protected(value):
+                return value
+            if looked_up and _by_subject_key(value) and _subject_key_id(value) != key_id:
+                return dict(ERASED)
+            return dict(MASKED)
+
+        for segments in parsed:
+            document = field_paths.rewrite(document, segments, hide)
+        return document
+
     async def forget(self, subject: str) -> bool:
         """Deletes the subject's key: every field encrypted under it is unreadable for good."""
         return await self._store().delete(subject)
@@ -249,6 +273,11 @@ def _plain(value: Any) -> bool:
 
 def _by_subject_key(value: Any) -> bool:
     return is_protected(value) and value.startswith(f"{MARK}{VERSION}:{SUBJECT_KEY}")
+
+
+def _subject_key_id(value: str) -> str:
+    """The subject key id of a value encrypted under a subject's key."""
+    return value.removeprefix(f"{MARK}{VERSION}:{SUBJECT_KEY}").partition(":")[0]
 
 
 def _found(

@@ -27,7 +27,7 @@ from outrigger.clients import (
 from outrigger.clients.audit_verify import checkpoint_root, consistency_holds, inclusion_holds
 from outrigger.errors import Forbidden, InvalidInput, NotFound
 from outrigger.resilience import Policy, Retry
-from outrigger.stealth import MASKED
+from outrigger.stealth import ERASED, MASKED
 from outrigger.testing import bearer, serving, unique
 from services.audit.app import build_app
 from tests.audit import rfc9162
@@ -167,6 +167,23 @@ async def test_a_record_is_read_masked_and_revealed_with_a_reason(
     async with served.client("audit:read") as reader:
         with pytest.raises(Forbidden, match="audit:reveal"):
             await reader.reveal(sent["id"], reason="curious")
+
+
+async def test_an_id_with_a_slash_is_read_and_a_subject_forgotten(
+    audit: AuditClient, served: Served
+) -> None:
+    tenant, subject = unique("t"), unique("customer/")
+    sent = record(tenant, id=unique("orders/7/"), data={"card": "4111"}, sensitive=["card"])
+    await audit.record({**sent, "subject": subject})
+    assert (await audit.get(sent["id"])).data == {"card": dict(MASKED)}
+    async with served.client("audit:write") as writer:
+        with pytest.raises(Forbidden, match="admin"):
+            await writer.forget(subject)
+    async with served.client("admin") as admin:
+        await admin.forget(subject, tenant=tenant)
+    assert (await audit.get(sent["id"])).data == {"card": dict(ERASED)}
+    assert (await audit.reveal(sent["id"], reason="dsar")).data == {"card": dict(ERASED)}
+    assert (await audit.verify(tenant)).ok
 
 
 async def test_checkpoints_grow_consistently(audit: AuditClient, served: Served) -> None:

@@ -39,6 +39,7 @@ Exporting = Annotated[Export, Depends(_export)]
 Reader = Annotated[Caller, _caller(Scopes.AUDIT_READ)]
 Writer = Annotated[Caller, _caller(Scopes.AUDIT_WRITE)]
 Revealer = Annotated[Caller, _caller(Scopes.AUDIT_REVEAL)]
+Admin = Annotated[Caller, _caller(Scopes.ADMIN)]
 
 Tenant = Annotated[
     str,

@@ -3,7 +3,8 @@
 They are encrypted (kit `Stealth`) before the leaf is made, so the leaf hash covers ciphertext:
 verification never needs plaintext, and forgetting a subject's key (its fields read back as
 `ERASED` from then on) breaks no proof. With `subject`, that subject's own key is used; without,
-the master key. Readers get `MASKED` in their place; `reveal` (scope `audit:reveal`) decrypts.
+the master key. Readers get `MASKED` in their place (`ERASED` once the subject is forgotten);
+`reveal` (scope `audit:reveal`) decrypts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from outrigger.stealth import BatchSubjectKeys, Stealth, mask
+from outrigger.stealth import BatchSubjectKeys, Stealth
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -47,12 +48,19 @@ class SensitiveFields:
             protected.append(record)
         return protected
 
-    @staticmethod
-    def mask(record: AuditRecord) -> AuditRecord:
-        """The record with its encrypted fields replaced by `MASKED`, no key touched."""
-        if not record.sensitive:
-            return record
-        return dataclasses.replace(record, data=mask(record.data, record.sensitive))
+    async def mask(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+        """The records with their encrypted fields replaced by `MASKED`, or `ERASED` where their
+        subject was forgotten; nothing decrypted, each subject's key looked up once."""
+        if not any(record.sensitive for record in records):
+            return list(records)
+        stealth = self._batch()
+        masked = []
+        for record in records:
+            if record.sensitive:
+                data = await stealth.mask(record.data, record.sensitive, subject=record.subject)
+                record = dataclasses.replace(record, data=data)
+            masked.append(record)
+        return masked
 
     async def reveal(self, record: AuditRecord) -> AuditRecord:
         """The record in clear: `ERASED` where its subject was forgotten, `UNREADABLE` (logged)
@@ -66,6 +74,12 @@ class SensitiveFields:
             on_unreadable=_reporter(record),
         )
         return dataclasses.replace(record, data=data)
+
+    async def forget(self, subject: str) -> bool:
+        """Deletes the subject's key for good (True if it had one): every field encrypted under
+        it reads `ERASED` from now on, masked or revealed. The leaves keep the ciphertext, so no
+        hash, proof or checkpoint changes."""
+        return await self._stealth.forget(subject)
 
 
 def _reporter(record: AuditRecord) -> Callable[[StealthError], None]:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 Path = Literal["http", "queue"]
 SOURCE = "audit"
 REVEALED_TYPE = "audit.record.revealed"
+FORGOTTEN_TYPE = "audit.subject.forgotten"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +138,12 @@ class AuditService:
         check.check_limit(where.limit)
         where = dataclasses.replace(where, since=utc(where.since), until=utc(where.until))
         page = await self.log.query(where)
-        return RecordPage([self._masked(stored) for stored in page.records], page.next_before)
+        return RecordPage(await self._masked(page.records), page.next_before)
 
     async def get(self, id: str, source: str | None) -> StoredRecord:
         """The record, sensitive fields masked."""
-        return self._masked(await self._find(id, source))
+        [masked] = await self._masked([await self._find(id, source)])
+        return masked
 
     async def reveal(
         self, id: str, source: str | None, reason: str, caller: Caller
@@ -180,12 +182,37 @@ class AuditService:
             raise errors.ambiguous_record(id, sorted({s.leaf.record.source for s in found}))
         return found[0]
 
-    def _masked(self, stored: StoredRecord) -> StoredRecord:
-        record = stored.leaf.record
-        if not record.sensitive:
-            return stored
-        masked = self.fields.mask(record)
-        return StoredRecord(stored.index, dataclasses.replace(stored.leaf, record=masked))
+    async def _masked(self, found: Sequence[StoredRecord]) -> list[StoredRecord]:
+        masked = await self.fields.mask([stored.leaf.record for stored in found])
+        return [
+            stored
+            if record is stored.leaf.record
+            else StoredRecord(stored.index, dataclasses.replace(stored.leaf, record=record))
+            for stored, record in zip(found, masked, strict=True)
+        ]
+
+    async def forget(self, subject: str, tenant: str, caller: Caller) -> None:
+        """Deletes the subject's key for good (idempotent): from now on every sensitive field
+        under it reads `ERASED`, masked or revealed, in every tenant. The erasure is itself
+        recorded in `tenant`'s log (type `audit.subject.forgotten`, resource the subject). The
+        leaves keep their ciphertext: every hash, proof, checkpoint and export stays valid."""
+        check.check_token("subject", subject)
+        check.check_tenant(tenant)
+        had_key = await self.fields.forget(subject)
+        forgotten = AuditRecord(
+            id=str(uuid.uuid4()),
+            source=SOURCE,
+            type=FORGOTTEN_TYPE,
+            time=datetime.now(UTC),
+            actor=caller.subject,
+            action="forget",
+            resource=subject,
+            outcome="success",
+            tenant=tenant,
+            data={"had_key": had_key},
+        )
+        check.check_record(forgotten)
+        await self._append([forgotten], "http")
 
     async def inclusion(self, tenant: str, index: int, tree_size: int | None) -> InclusionProof:
         """RFC 9162 inclusion proof of leaf `index` in the tree of `tree_size` (default: the

@@ -10,6 +10,7 @@ import pytest
 from outrigger.errors import Gone, InvalidInput
 from outrigger.stealth import (
     ERASED,
+    MASKED,
     UNREADABLE,
     InMemorySubjectKeyStore,
     Keyring,
@@ -233,6 +234,20 @@ async def test_a_forgotten_subject_gets_a_new_key_and_old_data_stays_erased(
     assert await stealth.deobfuscate(new, ["ssn"], subject="u-1") == {"ssn": "new"}
     assert await stealth.deobfuscate(old, ["ssn"], subject="u-1") == {"ssn": ERASED}
     assert await stealth.obfuscate({"ssn": ERASED}, ["ssn"], subject="u-1") == {"ssn": ERASED}
+
+
+async def test_masking_shows_erased_only_where_the_subject_key_was_deleted(
+    stealth: Stealth,
+) -> None:
+    old = await stealth.obfuscate({"ssn": "old", "note": "n"}, ["ssn"], subject="u-1")
+    master = await stealth.obfuscate({"ssn": "m"}, ["ssn"])
+    assert await stealth.mask(old, ["ssn"], subject="u-1") == {"ssn": MASKED, "note": "n"}
+    await stealth.forget("u-1")
+    new = await stealth.obfuscate({"ssn": "new"}, ["ssn"], subject="u-1")
+    assert await stealth.mask(old, ["ssn"], subject="u-1") == {"ssn": ERASED, "note": "n"}
+    assert await stealth.mask(new, ["ssn"], subject="u-1") == {"ssn": MASKED}
+    assert await stealth.mask(old, ["ssn"]) == {"ssn": MASKED, "note": "n"}  # no subject named
+    assert await stealth.mask(master, ["ssn"], subject="u-1") == {"ssn": MASKED}
 
 
 async def test_each_subject_has_its_own_key(stealth: Stealth) -> None:
