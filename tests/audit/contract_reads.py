@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from outrigger import merkle
 from outrigger.merkle import leaf_hash
 from outrigger.testing import unique
 from services.audit.domain.models import Checkpoint, RecordFilter
@@ -151,6 +152,23 @@ class ReadContract(AuditLogSuite):
         assert [row.index for row in await log.scan(tenant, 4, 7)] == [4, 5, 6]
         assert await log.scan(tenant, 10, 2**62) == []
         assert await log.scan(unique("o"), 0, 10) == []
+
+    async def test_completed_nodes_are_the_inner_nodes_those_leaves_completed(
+        self, log: AuditLog, tenant: str, ten: list[Leaf]
+    ) -> None:
+        def stored(found: list[tuple[int, int, bytes]]) -> dict[tuple[int, int], bytes]:
+            return {(level, index): digest for level, index, digest in found}
+
+        hashes = [sent.hash for sent in ten]
+        everything, _ = merkle.completed_nodes(0, [], hashes)
+        assert stored(await log.completed_nodes(tenant, 0, 10)) == everything
+        assert set(everything) == {(1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (2, 0), (2, 1), (3, 0)}
+        # leaves 4-6 complete only 1/2 (leaves 4-5): 1/3 and 2/1 wait for leaf 7
+        head = merkle.extend(0, [], hashes[:4])[1]
+        later, _ = merkle.completed_nodes(4, head, hashes[4:7])
+        assert stored(await log.completed_nodes(tenant, 4, 7)) == later == {(1, 2): later[1, 2]}
+        assert await log.completed_nodes(tenant, 10, 2**53) == []
+        assert await log.completed_nodes(unique("o"), 0, 10) == []
 
 
 class CheckpointContract(AuditLogSuite):

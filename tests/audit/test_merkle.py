@@ -134,6 +134,19 @@ def test_a_tree_grown_in_batches_equals_one_grown_at_once() -> None:
     assert merkle.fold(frontier) == rfc9162.mth(hashes)
 
 
+def test_completed_nodes_are_the_inner_nodes_extend_creates() -> None:
+    hashes = [rfc9162.leaf(bytes([i])) for i in range(50)]
+    size, frontier, inner = 0, list[bytes](), dict[tuple[int, int], bytes]()
+    for batch in ([hashes[0]], hashes[1:4], hashes[4:4], hashes[4:31], hashes[31:50]):
+        completed, frontier = merkle.completed_nodes(size, frontier, batch)
+        assert not completed.keys() & inner.keys()
+        inner.update(completed)
+        size += len(batch)
+    expected = {(n.level, n.index): h for n, h in Tree(hashes).nodes.items() if n.level}
+    assert inner == expected
+    assert merkle.fold(frontier) == rfc9162.mth(hashes)
+
+
 def test_proofs_outside_the_tree_are_refused() -> None:
     with pytest.raises(ValueError, match="not in a tree"):
         merkle.inclusion_nodes(8, 8)

@@ -12,7 +12,7 @@ import pytest
 from outrigger.db import conninfo
 from outrigger.merkle import leaf_hash
 from outrigger.testing import unique
-from tests.audit.api_support import Api, record, running, settings_for
+from tests.audit.api_support import Api, proves, record, running, settings_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -151,6 +151,36 @@ async def test_a_leaf_hash_rewritten_to_match_an_edited_row_breaks_the_signed_ch
     assert result["mismatch"]["index"] is None
     assert "checkpoint 6" in result["mismatch"]["reason"]
     assert "0-5" in result["mismatch"]["reason"]
+
+
+@pytest.mark.postgres
+async def test_a_tampered_inner_node_that_proofs_are_served_from_is_named(
+    pg_api: Api, sql: psycopg.AsyncConnection[Any]
+) -> None:
+    tenant = unique("t")
+    await _log(pg_api, tenant)
+    first = (await pg_api.http.get("/v1/records", params={"tenant": tenant})).json()["records"][-1]
+    await sql.execute(  # the subtree over indexes 4-7: in the proofs of indexes 0-3
+        "UPDATE audit.nodes SET hash = %s WHERE tenant = %s AND level = 2 AND idx = 1",
+        (bytes(32), tenant),
+    )
+    latest = (await pg_api.http.get("/v1/checkpoints/latest", params={"tenant": tenant})).json()
+    proof = (
+        await pg_api.http.get("/v1/proofs/inclusion", params={"tenant": tenant, "index": 0})
+    ).json()
+    assert not proves(first, proof, bytes.fromhex(latest["root_hash"]))
+    result = await _verify(pg_api, tenant)
+    assert result["ok"] is False
+    assert result["mismatch"] == {
+        "index": None,
+        "reason": "the tree's node 2/1 (over indexes 4-7) is not the hash of the leaves below "
+        "it: proofs through it fail",
+    }
+    await sql.execute(
+        "DELETE FROM audit.nodes WHERE tenant = %s AND level = 1 AND idx = 0", (tenant,)
+    )
+    result = await _verify(pg_api, tenant)
+    assert "node 1/0 (over indexes 0-1) is missing" in result["mismatch"]["reason"]
 
 
 @pytest.mark.postgres

@@ -188,6 +188,12 @@ class PostgresAuditLog:
         rows.sort(key=itemgetter(0))
         return scanned(rows)
 
+    async def completed_nodes(
+        self, tenant: str, first: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        params = {"tenant": tenant, "first": first, "end": end}
+        return await self._fetchall(sql.COMPLETED_NODES, params, binary=True)
+
     async def retained_from(self, tenant: str) -> int:
         rows = await self._fetchall(sql.RETAINED_FROM, (tenant,))
         return int(rows[0][0]) if rows else 0

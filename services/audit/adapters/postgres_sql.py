@@ -182,6 +182,12 @@ SELECT coalesce(n.idx, r.idx) AS idx, n.hash, r.body, r.type, r.actor, r.resourc
 
 # --- checkpoints -------------------------------------------------------------------------------
 
+# Levels 1-53: indexes stay below 2**53.
+COMPLETED_NODES = (
+    "SELECT n.level, n.idx, n.hash FROM generate_series(1, 53) AS l(level) JOIN audit.nodes n "
+    "ON n.tenant = %(tenant)s AND n.level = l.level "
+    "AND n.idx >= (%(first)s::bigint >> l.level) AND n.idx < (%(end)s::bigint >> l.level)"
+)
 _CHECKPOINT = "SELECT tenant, size, root, issued_at, note FROM audit.checkpoints WHERE tenant = %s"
 ADD_CHECKPOINT = (
     "INSERT INTO audit.checkpoints (tenant, size, root, issued_at, note) "
@@ -202,6 +208,7 @@ QUERY_NAMES = {
     FIND: "audit_find",
     RECORDS: "audit_records",
     SCAN: "audit_scan",
+    COMPLETED_NODES: "audit_completed_nodes",
     LATEST_CHECKPOINT: "audit_latest_checkpoint",
     CHECKPOINT_COVERING: "audit_checkpoint_covering",
     **dict.fromkeys(QUERIES.values(), "audit_query"),

@@ -151,6 +151,14 @@ class SqliteAuditLog:
         merged.sort(key=lambda row: row[0])
         return scanned(merged)
 
+    async def completed_nodes(
+        self, tenant: str, first: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        params = {"tenant": tenant, "first": first, "end": end}
+        async with self._tx.reading() as connection:
+            rows = (await connection.execute(sql.COMPLETED_NODES, params)).all()
+        return [(level, index, digest) for level, index, digest in rows]
+
     async def retained_from(self, tenant: str) -> int:
         async with self._tx.reading() as connection:
             row = (await connection.execute(sql.SIZE, {"tenant": tenant})).first()

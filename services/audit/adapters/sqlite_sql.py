@@ -77,6 +77,13 @@ RECORDS = text(
     "SELECT idx, body FROM audit.records WHERE tenant = :tenant AND idx >= :first "
     "AND idx < :end ORDER BY idx, body"
 )
+# Levels 1-53: indexes stay below 2**53.
+COMPLETED_NODES = text(
+    "WITH RECURSIVE l(level) AS (SELECT 1 UNION ALL SELECT level + 1 FROM l WHERE level < 53) "
+    "SELECT n.level, n.idx, n.hash FROM l JOIN audit.nodes AS n "
+    "ON n.tenant = :tenant AND n.level = l.level "
+    "AND n.idx >= (:first >> l.level) AND n.idx < (:end >> l.level)"
+)
 SCAN_NODES = text(
     "SELECT idx, hash FROM audit.nodes WHERE tenant = :tenant AND level = 0 AND idx >= :first "
     "AND idx < :end ORDER BY idx"

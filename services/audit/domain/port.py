@@ -72,6 +72,14 @@ class AuditLog(Protocol):
         """Every index in `[first, end)` that has a leaf node or a row, in index order."""
         ...
 
+    async def completed_nodes(
+        self, tenant: str, first: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        """The stored inner nodes (level >= 1) whose last leaf is in `[first, end)`, the ones
+        appending those leaves completed: `(level, index, hash)` with `first >> level <= index <
+        end >> level`, in any order, in one round trip."""
+        ...
+
     async def retained_from(self, tenant: str) -> int:
         """The first index retention kept: rows below it were dropped on purpose."""
         ...

@@ -4,10 +4,12 @@ For every index of a tenant's tree (`AuditLog.scan`, a chunk at a time, in index
 hash is stored; exactly one records row claims the index (none below `retained_from`, where
 retention dropped them on purpose); its body hashes to that leaf, is an audit record of the
 tenant, and agrees with the columns kept beside it for queries. No row or leaf lies beyond the
-tree. The leaf hashes are folded into the root as the scan goes: at each checkpoint's size the
-root must be the checkpoint's, whose signature must verify with the service's key under the
-tenant's origin (so every checkpoint is consistent with the next: both are roots of one leaf
-sequence), and at the end it must be the root of the stored tree. The first failure is named:
+tree. The leaf hashes are folded into the root as the scan goes, and every inner node the fold
+completes must be the one stored (`AuditLog.completed_nodes`, one query a chunk: proofs are
+served from the stored nodes). At each checkpoint's size the root must be the checkpoint's,
+whose signature must verify with the service's key under the tenant's origin (so every
+checkpoint is consistent with the next: both are roots of one leaf sequence), and at the end it
+must be the root of the stored tree. The first failure is named:
 `Mismatch(index, reason)`, `index` None when no single record is at fault.
 """
 
@@ -46,6 +48,8 @@ class Verifier:
         for first in range(0, head.size, CHUNK):
             end = min(first + CHUNK, head.size)
             run.check_rows(await self._log.scan(tenant, first, end), first, end, retained)
+            if not run.mismatch:
+                run.check_inner(await self._log.completed_nodes(tenant, first, end))
             if run.mismatch:
                 break
         if not run.mismatch:
@@ -69,6 +73,7 @@ class _Run:
         self.origin = checkpoints.origin(tenant)
         self.verifier_key = checkpoints.verifier_key
         self.frontier: list[bytes] = []
+        self.inner: dict[tuple[int, int], bytes] = {}  # (level, index): completed, not compared
         self.size = 0
         self.records = 0
         self.checkpoints_checked = 0
@@ -137,11 +142,37 @@ class _Run:
         while leaves:
             stop = self.ahead[-1].size - self.size if self.ahead else len(leaves)
             taken, leaves = leaves[:stop], leaves[stop:]
-            _, self.frontier = merkle.extend(self.size, self.frontier, taken)
+            inner, self.frontier = merkle.completed_nodes(self.size, self.frontier, taken)
+            self.inner.update(inner)
             self.size += len(taken)
             self._reached()
             if self.mismatch:
                 return
+
+    def check_inner(self, stored: list[tuple[int, int, bytes]]) -> None:
+        """The inner nodes the fold completed since the last call must be the `stored` ones
+        (`AuditLog.completed_nodes` of the same leaves); the first that is not (by its first
+        leaf, then level) is named."""
+        computed, self.inner = self.inner, {}
+        found = {(level, index): digest for level, index, digest in stored}
+        if found == computed:
+            return
+        wrong = [key for key, digest in computed.items() if found.get(key) != digest]
+        level, index = min(
+            wrong or found.keys() - computed.keys(), key=lambda k: (k[1] << k[0], k[0])
+        )
+        node = merkle.Node(level, index)
+        if (level, index) not in computed:
+            what = "is stored but not part of the tree"
+        elif (level, index) not in found:
+            what = "is missing"
+        else:
+            what = "is not the hash of the leaves below it"
+        self.fail(
+            None,
+            f"the tree's node {level}/{index} (over indexes {node.first}-{node.end - 1}) {what}: "
+            "proofs through it fail",
+        )
 
     def _reached(self) -> None:
         while self.ahead and self.ahead[-1].size == self.size and not self.mismatch:
