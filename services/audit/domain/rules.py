@@ -168,3 +168,14 @@ def columns(leaf: Leaf) -> tuple[str, str, str, str, datetime]:
     """The query columns a records row keeps beside its body (`StoredRow.columns`)."""
     record = leaf.record
     return (record.type, record.actor, record.resource, record.outcome, record.time)
+
+
+def body_columns(body: bytes) -> tuple[str, tuple[str, str, str, str, datetime]]:
+    """The tenant and the query columns of a stored body, read without building its record
+    (what verify needs of every row); InvalidInput if it is not an audit leaf."""
+    try:
+        doc = orjson.loads(body)
+        time = datetime.fromisoformat(doc["time"])
+        return doc["tenant"], (doc["type"], doc["actor"], doc["resource"], doc["outcome"], time)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"not an audit leaf: {exc}") from exc
