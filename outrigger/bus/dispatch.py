@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context, trace
 from opentelemetry.trace import Status, StatusCode
 
 from outrigger.bus.cloudevents import decode
@@ -137,6 +138,11 @@ class Consumer:
         self.seen = seen
         self._in_progress: dict[str, asyncio.Event] = {}
         self._duration = HANDLER_SECONDS.labels(queue)
+        self._consumed = {
+            kind: CONSUMED.labels(queue, kind.__name__.lower()) for kind in (Ack, Retry, Drop)
+        }
+        self._duplicates = DUPLICATES.labels(queue)
+        self._consumed_duplicate = CONSUMED.labels(queue, "duplicate")
 
     async def handle(self, delivery: Delivery) -> Outcome:
         """The outcome of `delivery`: `Ack()` without calling the handler for a duplicate."""
@@ -146,8 +152,8 @@ class Consumer:
         while (other := self._in_progress.get(message_id)) is not None:
             await other.wait()
         if await self.seen.seen(self.queue, message_id):
-            DUPLICATES.labels(self.queue).inc()
-            CONSUMED.labels(self.queue, "duplicate").inc()
+            self._duplicates.inc()
+            self._consumed_duplicate.inc()
             return Ack()
         done = self._in_progress[message_id] = asyncio.Event()
         try:
@@ -161,7 +167,9 @@ class Consumer:
 
     async def _run(self, delivery: Delivery) -> Outcome:
         started = time.perf_counter()
-        with self.tracing.processing(delivery) as span:
+        span = self.tracing.processing(delivery)
+        current = context.attach(trace.set_span_in_context(span))
+        try:
             error_type: str | None = None
             try:
                 outcome = await self.handler(delivery)
@@ -181,6 +189,12 @@ class Consumer:
             if not isinstance(outcome, Ack):
                 span.set_status(Status(StatusCode.ERROR, outcome.reason))
                 span.set_attribute("error.type", error_type or type(outcome).__name__.lower())
+        finally:
+            context.detach(current)
+            span.end()
         self._duration.observe(time.perf_counter() - started)
-        CONSUMED.labels(self.queue, type(outcome).__name__.lower()).inc()
+        counted = self._consumed.get(type(outcome))
+        if counted is None:  # a subclass of an outcome
+            counted = CONSUMED.labels(self.queue, type(outcome).__name__.lower())
+        counted.inc()
         return outcome

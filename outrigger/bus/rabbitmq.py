@@ -21,8 +21,9 @@ from aiormq import spec
 from outrigger.bus.cloudevents import encode_data, encode_headers
 from outrigger.bus.dispatch import Consumer, MemorySeenIds, RetryPolicy
 from outrigger.bus.port import DLX
+from outrigger.bus.rabbitmq_acks import FAILURES
 from outrigger.bus.rabbitmq_connection import Outages, quiet_reconnect_noise
-from outrigger.bus.rabbitmq_consumer import FAILURES, PERSISTENT, RabbitMQSubscription
+from outrigger.bus.rabbitmq_consumer import PERSISTENT, RabbitMQSubscription
 from outrigger.bus.rabbitmq_publisher import ConfirmingPublisher, Outgoing
 from outrigger.bus.telemetry import PUBLISH_FAILURES, PUBLISHED, BusTracing
 from outrigger.errors import MessagingError

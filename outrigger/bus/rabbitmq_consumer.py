@@ -13,18 +13,18 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aiormq import spec
 
 from outrigger.bus.cloudevents import text_headers
 from outrigger.bus.dispatch import dead_letter_headers, delivery_of, retry_headers
 from outrigger.bus.port import DLX, Ack
+from outrigger.bus.rabbitmq_acks import Acknowledgements, settle
 from outrigger.bus.rabbitmq_publisher import Outgoing
 from outrigger.bus.telemetry import DEAD_LETTERED
 from outrigger.errors import MessagingError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 PERSISTENT = 2
 DELIVERY_LIMIT = 20
-FAILURES = (*CONNECTION_EXCEPTIONS, TimeoutError)
 log = logging.getLogger("outrigger.bus")
 
 
@@ -70,6 +69,7 @@ class RabbitMQSubscription:
         self._channel: AbstractRobustChannel | None = None
         self._consuming: tuple[AbstractRobustQueue, str] | None = None
         self._in_progress: set[asyncio.Task[Any]] = set()
+        self._acks = Acknowledgements()
 
     async def start(self, bindings: Sequence[tuple[str, str]], prefetch: int) -> None:
         self._channel = channel = await self._bus.channel(publisher_confirms=False)
@@ -100,6 +100,7 @@ class RabbitMQSubscription:
                     await consuming[0].cancel(consuming[1])
         others = self._in_progress - {asyncio.current_task()}
         await asyncio.gather(*others, return_exceptions=True)
+        await self._acks.flush()
         with contextlib.suppress(MessagingError):
             async with self._bus.deadline(f"closing the channel of {self.queue!r}"):
                 await channel.close()
@@ -110,6 +111,10 @@ class RabbitMQSubscription:
             self._in_progress.add(task)
         try:
             await self._process(message)
+        except Exception:
+            log.exception("a message of %s failed; the broker will deliver it again", self.queue)
+            await settle(message.nack(requeue=True), message)
+            self._acks.settled(message)
         finally:
             self._in_progress.discard(task)
 
@@ -133,7 +138,7 @@ class RabbitMQSubscription:
             return
         outcome = await self._consumer.handle(delivery)
         if isinstance(outcome, Ack):
-            await _settle(message.ack(), message)
+            self._acks.finished(message)  # acknowledged with its neighbours, at the turn's end
         elif self._policy.retries(outcome, delivery.attempt):
             copy = retry_headers(
                 headers, delivery.exchange, delivery.routing_key, delivery.attempt + 1
@@ -181,16 +186,9 @@ class RabbitMQSubscription:
         except MessagingError as exc:
             log.warning("could not move a message of %s to %r: %s", self.queue, routing_key, exc)
             await asyncio.sleep(self._policy.delay_seconds)
-            await _settle(message.nack(requeue=True), message)
+            await settle(message.nack(requeue=True), message)
+            self._acks.settled(message)
             return False
-        await _settle(message.ack(), message)
+        await settle(message.ack(), message)
+        self._acks.settled(message)
         return True
-
-
-async def _settle(settling: Awaitable[None], message: AbstractIncomingMessage) -> None:
-    try:
-        await settling
-    except FAILURES as exc:
-        log.info(
-            "message %s not settled (%r); the broker will deliver it again", message.message_id, exc
-        )

@@ -149,11 +149,13 @@ class BusTracing:
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         return span.get_span_context(), carrier
 
-    @contextmanager
-    def processing(self, delivery: Delivery) -> Iterator[trace.Span]:
-        """A CONSUMER span, child of and linked to the producer's context, current in the
-        handler."""
+    def processing(self, delivery: Delivery) -> trace.Span:
+        """A started CONSUMER span, child of and linked to the producer's context; the caller
+        makes it current for the handler (`trace.set_span_in_context`) and ends it. Without a
+        tracing SDK it is the producer's non-recording span, built at no cost."""
         parent = propagate.extract(delivery.headers)
+        if not self._sdk():
+            return trace.get_current_span(parent)  # what the no-op tracer would start
         producer = trace.get_current_span(parent).get_span_context()
         attributes = self._attributes("process", "process", delivery.exchange)
         attributes[self._routing_key] = delivery.routing_key
@@ -162,16 +164,13 @@ class BusTracing:
         attributes["cloudevents.event_id"] = delivery.event.id
         attributes["cloudevents.event_type"] = delivery.event.type
         attributes["cloudevents.event_source"] = delivery.event.source
-        with self._tracer.start_as_current_span(
+        return self._tracer.start_span(
             f"process {delivery.queue}",
             context=parent,
             kind=SpanKind.CONSUMER,
             links=[trace.Link(producer)] if producer.is_valid else None,
             attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            yield span
+        )
 
     def _attributes(self, name: str, kind: str, exchange: str) -> dict[str, AttributeValue]:
         return {
@@ -182,7 +181,9 @@ class BusTracing:
         }
 
     def _recording(self) -> bool:
-        if trace.get_current_span().get_span_context().is_valid:
-            return True
+        return trace.get_current_span().get_span_context().is_valid or self._sdk()
+
+    def _sdk(self) -> bool:
+        """True if spans are recorded (a tracing SDK is installed, or was given)."""
         provider = self._provider or trace.get_tracer_provider()
         return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)

@@ -37,6 +37,7 @@ TOKEN_PATTERN = (
 """Record ids, sources and types."""
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _TOKEN = re.compile(TOKEN_PATTERN)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 _TENANT = re.compile(TENANT_PATTERN)
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
 
@@ -62,7 +63,7 @@ def check_tenant(tenant: object) -> str:
 def check_text(what: str, value: object) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT_LENGTH:
         raise InvalidInput(f"{what} must be 1-{MAX_TEXT_LENGTH} characters")
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+    if _CONTROL.search(value):
         raise InvalidInput(f"{what} must not contain control characters")
     return value
 

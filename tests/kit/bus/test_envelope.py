@@ -102,7 +102,16 @@ def test_decode_reads_any_rfc3339_time(text: str, expected: datetime) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["2026-11-21T08:00:00", "2026-11-21", "21/11/2026 08:00", "2026-13-01T00:00:00Z", "now"],
+    [
+        "2026-11-21T08:00:00",
+        "2026-11-21",
+        "21/11/2026 08:00",
+        "2026-13-01T00:00:00Z",
+        "now",
+        "20261121T080000Z",
+        "2026-11-21T08:00Z",
+        "2026-02-30T08:00:00Z",
+    ],
 )
 def test_decode_rejects_a_time_that_is_not_rfc3339(text: str) -> None:
     headers = {"ce-specversion": "1.0", "ce-type": "t", "ce-source": "s", "ce-time": text}
