@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -88,7 +89,8 @@ class ReadContract(AuditLogSuite):
     ) -> None:
         assert await self.page(log, tenant, type="document.created", actor="alice") == [9, 3]
         window = {"since": BASE_TIME + timedelta(minutes=2), "until": BASE_TIME.replace(hour=10)}
-        assert await self.page(log, tenant, outcome="success", before=7, **window) == [6, 5, 4, 3]
+        key = {"before": 7, "before_time": BASE_TIME + timedelta(minutes=7)}
+        assert await self.page(log, tenant, outcome="success", **key, **window) == [6, 5, 4, 3]
         assert await self.page(log, tenant, resource="documents/1", before=5) == [1]
 
     async def test_keyset_pages_walk_every_record_once(
@@ -110,6 +112,44 @@ class ReadContract(AuditLogSuite):
         assert (indexes(full.records), full.next_before) == ([4, 3, 2, 1, 0], None)
         filtered = await log.query(RecordFilter(tenant=tenant, type="document.updated", limit=2))
         assert (indexes(filtered.records), filtered.next_before) == ([8, 6], 6)
+
+    async def test_a_window_is_newest_first_by_time_then_index_and_paged_by_both(
+        self, log: AuditLog, tenant: str
+    ) -> None:
+        minutes = [5, 1, 3, 3, 0, 3, 9, 1, 3, 2]  # index n at BASE_TIME + minutes[n]: out of order
+        sent = [
+            leaf(tenant, actor=ACTORS[n % 2], time=BASE_TIME + timedelta(minutes=m))
+            for n, m in enumerate(minutes)
+        ]
+        await log.append(sent)
+        at = {m: BASE_TIME + timedelta(minutes=m) for m in range(10)}
+        window = RecordFilter(tenant=tenant, since=at[1], until=at[9], limit=3)
+        # pages of 3 split the four records at minute 3 (8, 5 | 3, 2)
+        assert await self.walk(log, window) == [[0, 8, 5], [3, 2, 9], [7, 1]]
+        assert await self.page(log, tenant, since=at[3]) == [6, 0, 8, 5, 3, 2]
+        assert await self.page(log, tenant, until=at[2]) == [7, 1, 4]
+        alice = dataclasses.replace(window, actor="alice", limit=2)
+        assert await self.walk(log, alice) == [[0, 8], [2]]
+        everything = await log.query(RecordFilter(tenant=tenant, limit=9))
+        assert (indexes(everything.records), everything.next_before_time) == (
+            list(range(9, 0, -1)),
+            None,
+        )
+
+    async def walk(self, log: AuditLog, where: RecordFilter) -> list[list[int]]:
+        """The indexes of every page of `where`, following each page's cursor (index and time)."""
+        pages: list[list[int]] = []
+        while True:
+            page = await log.query(where)
+            pages.append(indexes(page.records))
+            if page.next_before is None:
+                assert page.next_before_time is None
+                return pages
+            last = page.records[-1]
+            assert (page.next_before, page.next_before_time) == (last.index, last.leaf.record.time)
+            where = dataclasses.replace(
+                where, before=page.next_before, before_time=page.next_before_time
+            )
 
     async def test_find_answers_every_source_that_used_the_id(
         self, log: AuditLog, tenant: str

@@ -176,6 +176,35 @@ async def test_queries_filter_and_page_newest_first_with_an_opaque_cursor(api: A
         assert paged == wanted, filters
 
 
+async def test_a_window_pages_newest_first_by_time_with_an_opaque_cursor(api: Api) -> None:
+    """Within `from`/`to` the page is ordered by the records' time (then index), not the order
+    they arrived in; a cursor carries both, so pages split records of one time cleanly."""
+    tenant = unique("t")
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    hours = [4, 1, 3, 3, 0, 3, 8, 1, 3, 2]  # record n at base + hours[n]
+    await api.receipts(
+        *(record(tenant, time=(base + timedelta(hours=h)).isoformat()) for h in hours)
+    )
+    window = {"from": (base + timedelta(hours=1)).isoformat(), "to": "2026-11-01T08:00:00Z"}
+    wanted = [0, 8, 5, 3, 2, 9, 7, 1]  # by (hour, index), newest first
+    assert [r["index"] for r in (await _page(api, tenant=tenant, **window))["records"]] == wanted
+    for limit in (1, 2, 3):
+        paged: list[int] = []
+        cursor: str | None = None
+        while True:
+            extra = {"cursor": cursor} if cursor else {}
+            page = await _page(api, tenant=tenant, limit=limit, **window, **extra)
+            paged += [r["index"] for r in page["records"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert paged == wanted, limit
+    # a cursor of an unwindowed page (an index alone) in a window starts from the newest
+    for given, expected in (("3", wanted), ("fffffffffffff-fffffffffffffff", wanted), ("9-0", [])):
+        later = await _page(api, tenant=tenant, cursor=given, **window)
+        assert [r["index"] for r in later["records"]] == expected, given
+
+
 async def test_tenants_do_not_see_each_other(api: Api) -> None:
     one, two = unique("t"), unique("t")
     await api.receipts(record(one), record(two), record(two))

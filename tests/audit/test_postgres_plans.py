@@ -1,6 +1,7 @@
-"""What keeps a page fast at scale on PostgreSQL, shown by the planner's own choice: a narrow
-time window is found through `(tenant, time)` (migration `audit_0002`), a wide one and an
-unfiltered page walk `(tenant, idx DESC)`; the page is the same, newest first, either way.
+"""What keeps a page fast at scale on PostgreSQL, shown by the planner's own choice: a page of
+a time window, narrow or wide, old or recent, first or followed by its cursor, is one range of
+`(tenant, time DESC, idx DESC)` (migration `audit_0003`) read newest first, with no sort; an
+unfiltered page walks `(tenant, idx DESC)`.
 
 The rows (a few hundred thousand, one month's partition) are written with one `INSERT ...
 SELECT` into a database of the test's own, analysed, and the adapter's query texts explained.
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.postgres
 ROWS = 300_000
 TENANT = "big"
 START = datetime(2025, 1, 1, tzinfo=UTC)  # record n has time START + n seconds
+# the filters in the order of the keys of `sql.QUERIES`
+FILTERS = ("type", "actor", "resource", "outcome", "since", "until", "before")
 
 
 @pytest.fixture(scope="module")
@@ -56,45 +59,69 @@ def big() -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
-def _page(connection: psycopg.Connection[Any], **where: Any) -> tuple[list[int], set[str]]:
-    """The indexes of the page the adapter's query answers for `where`, and the indexes its
-    plan reads."""
-    given = tuple(name for name in ("since", "until", "before") if name in where)
+def _page(connection: psycopg.Connection[Any], **where: Any) -> tuple[list[int], Plan]:
+    """The indexes of the page the adapter's query answers for `where`, and the plan's nodes."""
+    given = tuple(name for name in FILTERS if name in where)
     query = sql.QUERIES[given]
-    params = {"tenant": TENANT, "limit": 101, **where}
+    params = {"tenant": TENANT, "limit": 101, "before_time": None, **where}
     [[plan]] = connection.execute(f"EXPLAIN (FORMAT JSON) {query}", params).fetchall()
     rows = connection.execute(query, params).fetchall()
-    return [row[0] for row in rows], set(_index_names(plan[0]["Plan"]))
+    return [row[0] for row in rows], Plan(list(_nodes(plan[0]["Plan"])))
 
 
-def _index_names(node: dict[str, Any]) -> Iterator[str]:
-    if "Index Name" in node:
-        yield node["Index Name"]
+class Plan:
+    def __init__(self, nodes: list[dict[str, Any]]) -> None:
+        self.indexes = {node["Index Name"] for node in nodes if "Index Name" in node}
+        self.sorted = any(node["Node Type"] in ("Sort", "Incremental Sort") for node in nodes)
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
     for child in node.get("Plans", []):
-        yield from _index_names(child)
+        yield from _nodes(child)
 
 
 def _at(n: int) -> datetime:
     return START + timedelta(seconds=n)
 
 
-def test_a_narrow_old_window_is_found_by_time_and_paged_newest_first(
-    big: psycopg.Connection[Any],
-) -> None:
-    page, indexes = _page(big, since=_at(1_000), until=_at(1_500))
-    assert indexes == {"records_2025_01_tenant_time_idx"}
-    assert page == list(range(1_499, 1_398, -1))
-    following, indexes = _page(big, since=_at(1_000), until=_at(1_500), before=page[-1])
-    assert indexes == {"records_2025_01_tenant_time_idx"}
-    assert following == list(range(1_398, 1_297, -1))
+WINDOW_INDEX = "records_2025_01_tenant_time_idx_idx"
 
 
-def test_a_wide_window_and_no_window_walk_the_index_newest_first(
-    big: psycopg.Connection[Any],
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (1_000, 1_500),  # narrow and old
+        (0, ROWS),  # the whole tenant
+        (10_000, ROWS - 10_000),  # wide, far from the newest
+        (None, 5_000),  # `to` alone
+        (ROWS - 50_000, None),  # `from` alone
+    ],
+)
+def test_a_window_is_one_range_of_the_time_index_paged_by_time_and_index(
+    big: psycopg.Connection[Any], since: int | None, until: int | None
 ) -> None:
-    page, indexes = _page(big, since=_at(0), until=_at(ROWS))
-    assert indexes == {"records_2025_01_tenant_idx_idx"}
-    assert page == list(range(ROWS - 1, ROWS - 102, -1))
-    page, indexes = _page(big)
-    assert indexes == {"records_2025_01_tenant_idx_idx"}
+    window = {
+        **({} if since is None else {"since": _at(since)}),
+        **({} if until is None else {"until": _at(until)}),
+    }
+    newest = (ROWS if until is None else until) - 1  # record n has time START + n seconds
+    page, plan = _page(big, **window)
+    assert (plan.indexes, plan.sorted) == ({WINDOW_INDEX}, False)
+    assert page == list(range(newest, newest - 101, -1))
+    last = page[-2]  # the adapter asks for one more than the page
+    following, plan = _page(big, **window, before=last, before_time=_at(last))
+    assert (plan.indexes, plan.sorted) == ({WINDOW_INDEX}, False)
+    assert following == list(range(last - 1, last - 102, -1))
+
+
+def test_a_window_and_another_filter_stays_on_an_index(big: psycopg.Connection[Any]) -> None:
+    page, plan = _page(big, since=_at(1_000), until=_at(1_500), actor="a7")
+    assert plan.indexes <= {WINDOW_INDEX, "records_2025_01_tenant_actor_idx_idx"}
+    assert page == list(range(1_407, 1_000, -100))
+
+
+def test_no_window_walks_the_index_newest_first(big: psycopg.Connection[Any]) -> None:
+    page, plan = _page(big)
+    assert (plan.indexes, plan.sorted) == ({"records_2025_01_tenant_idx_idx"}, False)
     assert page == list(range(ROWS - 1, ROWS - 102, -1))

@@ -19,13 +19,14 @@ from outrigger import db, merkle
 from services.audit.adapters import postgres_sql as sql
 from services.audit.adapters.appending import frontier_nodes, plan, tenants_of
 from services.audit.adapters.postgres_partitions import Partitions, month_of, no_partition
-from services.audit.adapters.rows import scanned, stored_record, tree_head
-from services.audit.domain.models import (
-    Appended,
-    Checkpoint,
-    RecordPage,
-    TreeHead,
+from services.audit.adapters.rows import (
+    page_key_time,
+    record_page,
+    scanned,
+    stored_record,
+    tree_head,
 )
+from services.audit.domain.models import Appended, Checkpoint, TreeHead
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from services.audit.domain.models import (
         Leaf,
         RecordFilter,
+        RecordPage,
         StoredRecord,
         VerifyRow,
     )
@@ -170,12 +172,12 @@ class PostgresAuditLog:
             "until": where.until,
             "before": where.before,
         }
+        key_time = page_key_time(where)
         given = tuple(name for name, value in params.items() if value is not None)[1:]
+        params["before_time"] = key_time
         params["limit"] = where.limit + 1
         rows = await self._fetchall(sql.QUERIES[given], params)
-        records = [stored_record(*row) for row in rows[: where.limit]]
-        following = records[-1].index if len(rows) > where.limit else None
-        return RecordPage(records, following)
+        return record_page(rows, where)
 
     async def records(self, tenant: str, first: int, end: int) -> list[StoredRecord]:
         return [

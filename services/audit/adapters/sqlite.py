@@ -18,8 +18,14 @@ from outrigger.db.sqlite import microseconds, timestamp
 from outrigger.settings import Settings
 from services.audit.adapters import sqlite_sql as sql
 from services.audit.adapters.appending import frontier_nodes, plan, tenants_of
-from services.audit.adapters.rows import scanned, stored_record, tree_head
-from services.audit.domain.models import Appended, Checkpoint, RecordPage
+from services.audit.adapters.rows import (
+    page_key_time,
+    record_page,
+    scanned,
+    stored_record,
+    tree_head,
+)
+from services.audit.domain.models import Appended, Checkpoint
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
     from services.audit.domain.models import (
         Leaf,
         RecordFilter,
+        RecordPage,
         StoredRecord,
         TreeHead,
         VerifyRow,
@@ -118,13 +125,13 @@ class SqliteAuditLog:
             "until": microseconds(where.until) if where.until is not None else None,
             "before": where.before,
         }
+        key_time = page_key_time(where)
         given = tuple(name for name, value in params.items() if value is not None)[1:]
+        params["before_time"] = None if key_time is None else microseconds(key_time)
         params["limit"] = where.limit + 1
         async with self._tx.reading() as connection:
             rows = (await connection.execute(sql.QUERIES[given], params)).all()
-        records = [stored_record(*row) for row in rows[: where.limit]]
-        following = records[-1].index if len(rows) > where.limit else None
-        return RecordPage(records, following)
+        return record_page(rows, where)
 
     async def records(self, tenant: str, first: int, end: int) -> list[StoredRecord]:
         params = {"tenant": tenant, "first": first, "end": end}

@@ -56,17 +56,25 @@ _FILTERS = {
     "until": "time < :until",
     "before": "idx < :before",
 }
+_WINDOW_KEYSET = "(time, idx) < (:before_time, :before)"
 
 
 def _query(given: tuple[str, ...]) -> str:
-    filters = "".join(f" AND {_FILTERS[name]}" for name in given)
+    window = "since" in given or "until" in given
+    filters = "".join(
+        f" AND {_WINDOW_KEYSET if window and name == 'before' else _FILTERS[name]}"
+        for name in given
+    )
+    order = "time DESC, idx DESC" if window else "idx DESC"
     return (
         f"SELECT idx, body FROM audit.records WHERE tenant = :tenant{filters} "
-        "ORDER BY idx DESC LIMIT :limit"
+        f"ORDER BY {order} LIMIT :limit"
     )
 
 
-# A keyset page, newest first, by the filters given (names of `_FILTERS`, in that order).
+# A keyset page, newest first, by the filters given (names of `_FILTERS`, in that order): by
+# index, or in a time window by (time, index), its cursor both (a row comparison, which the
+# index on (tenant, time DESC, idx DESC) serves as one range).
 QUERIES = {
     given: text(_query(given))
     for count in range(len(_FILTERS) + 1)

@@ -1,5 +1,6 @@
 """Records: write (with receipts), query, read one, reveal one."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -21,7 +22,10 @@ from services.audit.domain.rules import MAX_INDEX, MAX_PAGE_LIMIT, TOKEN_PATTERN
 
 router = APIRouter(prefix="/v1/records", tags=["records"], route_class=ServiceRoute)
 
-CURSOR_PATTERN = r"^[0-9a-f]{1,14}$"
+# the last record's index, and on a page of a time window its time (microseconds since year 1)
+CURSOR_PATTERN = r"^[0-9a-f]{1,14}(-[0-9a-f]{1,15})?$"
+YEAR_1 = datetime.min.replace(tzinfo=UTC)
+MAX_MICROSECONDS = (datetime.max.replace(tzinfo=UTC) - YEAR_1) // timedelta(microseconds=1)
 # `:path`: an id may hold `/` (sent as `%2F`, which the server decodes before routing)
 RecordId = Annotated[
     str,
@@ -72,6 +76,7 @@ async def query(
 ) -> RecordPageOut:
     """A page of the tenant's records matching every filter given, newest first; sensitive
     fields masked. Follow `next_cursor` for the next page."""
+    index, time = (None, None) if cursor is None else _position(cursor)
     where = RecordFilter(
         tenant=tenant,
         type=type,
@@ -80,14 +85,32 @@ async def query(
         outcome=outcome,
         since=since,
         until=until,
-        before=None if cursor is None else min(int(cursor, 16), MAX_INDEX + 1),
+        before=index,
+        before_time=time,
         limit=limit,
     )
     page = await service.query(where)
-    following = None if page.next_before is None else format(page.next_before, "x")
+    following = _cursor(page.next_before, page.next_before_time)
     return RecordPageOut.model_construct(
         records=[RecordOut.of(stored) for stored in page.records], next_cursor=following
     )
+
+
+def _position(cursor: str) -> tuple[int, datetime | None]:
+    """The index and time (if any) a cursor names, clamped to their ranges."""
+    index, _, time = cursor.partition("-")
+    before = min(int(index, 16), MAX_INDEX + 1)
+    if not time:
+        return before, None
+    return before, YEAR_1 + timedelta(microseconds=min(int(time, 16), MAX_MICROSECONDS))
+
+
+def _cursor(index: int | None, time: datetime | None) -> str | None:
+    if index is None:
+        return None
+    if time is None:
+        return format(index, "x")
+    return f"{index:x}-{(time - YEAR_1) // timedelta(microseconds=1):x}"
 
 
 @router.get("/{id:path}", responses=problem_responses({404: NOT_FOUND, 409: AMBIGUOUS}))

@@ -129,7 +129,8 @@ class ConsistencyProof:
 
 @dataclass(frozen=True, slots=True)
 class RecordFilter:
-    """A query: every given field must match; `before` is the cursor (newest first)."""
+    """A query: every given field must match; `before` (and, in a time window,
+    `before_time`) is the cursor (newest first)."""
 
     tenant: str = DEFAULT_TENANT
     type: str | None = None
@@ -139,13 +140,21 @@ class RecordFilter:
     since: datetime | None = None  # `from`, inclusive, on the record's `time`
     until: datetime | None = None  # `to`, exclusive
     before: int | None = None  # only records with a smaller index (the cursor)
+    # in a window (`since` and/or `until`): only records with a smaller (time, index)
+    before_time: datetime | None = None
     limit: int = 100
+
+    @property
+    def windowed(self) -> bool:
+        """Whether `time` bounds the page: then it is ordered by (time, index)."""
+        return self.since is not None or self.until is not None
 
 
 @dataclass(frozen=True, slots=True)
 class RecordPage:
     records: list[StoredRecord]
     next_before: int | None  # the cursor of the next page, None on the last one
+    next_before_time: datetime | None = None  # its time, on a page of a time window
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,11 @@ class AuditLog(Protocol):
         ...
 
     async def query(self, where: RecordFilter) -> RecordPage:
-        """Newest first (by index), at most `where.limit`, below `where.before` if given.
+        """Newest first, at most `where.limit`: by index, below `where.before` if given; or,
+        in a time window (`where.since` and/or `where.until`), by (time, index), below
+        (`where.before_time`, `where.before`) if given (a missing `before_time` is the latest
+        time). `next_before` is the index of the page's last record when more follow, and in a
+        window `next_before_time` its time.
 
         Keyset pagination: no count, no offset; a filtered page stays fast at millions of rows.
         """

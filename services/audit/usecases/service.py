@@ -138,7 +138,7 @@ class AuditService:
         check.check_limit(where.limit)
         where = dataclasses.replace(where, since=utc(where.since), until=utc(where.until))
         page = await self.log.query(where)
-        return RecordPage(await self._masked(page.records), page.next_before)
+        return RecordPage(await self._masked(page.records), page.next_before, page.next_before_time)
 
     async def get(self, id: str, source: str | None) -> StoredRecord:
         """The record, sensitive fields masked."""
