@@ -19,7 +19,7 @@ from outrigger import db, merkle
 from services.audit.adapters import postgres_sql as sql
 from services.audit.adapters.appending import frontier_nodes, plan, tenants_of
 from services.audit.adapters.postgres_partitions import Partitions, month_of, no_partition
-from services.audit.adapters.rows import scanned, stored_record, tree_head
+from services.audit.adapters.rows import stored_record, tree_head
 from services.audit.domain.models import (
     Appended,
     Checkpoint,
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from services.audit.domain.models import (
         Leaf,
         RecordFilter,
+        ScannedRow,
         StoredRecord,
-        VerifyRow,
     )
 
 APPLICATION_NAME = "outrigger-audit"
@@ -182,11 +182,11 @@ class PostgresAuditLog:
             stored_record(*row) for row in await self._fetchall(sql.RECORDS, (tenant, first, end))
         ]
 
-    async def scan(self, tenant: str, first: int, end: int) -> list[VerifyRow]:
+    async def scan(self, tenant: str, first: int, end: int) -> list[ScannedRow]:
         params = {"tenant": tenant, "first": first, "end": end}
-        rows = await self._fetchall(sql.SCAN, params, binary=True)
+        rows: list[ScannedRow] = await self._fetchall(sql.SCAN, params, binary=True)
         rows.sort(key=itemgetter(0))
-        return scanned(rows)
+        return rows
 
     async def completed_nodes(
         self, tenant: str, first: int, end: int

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from outrigger import merkle
 from outrigger.errors import OutriggerError
-from services.audit.domain.models import StoredRecord, StoredRow, TreeHead, VerifyRow
+from services.audit.domain.models import StoredRecord, TreeHead
 from services.audit.domain.rules import parse_leaf
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
 
 def tree_head(tenant: str, size: int, hashes: Sequence[bytes]) -> TreeHead:
@@ -25,18 +25,3 @@ def tree_head(tenant: str, size: int, hashes: Sequence[bytes]) -> TreeHead:
 
 def stored_record(index: int, body: bytes) -> StoredRecord:
     return StoredRecord(index, parse_leaf(body))
-
-
-def scanned(rows: Iterable[Sequence[Any]]) -> list[VerifyRow]:
-    """`VerifyRow`s from (index, leaf node hash, body, type, actor, resource, outcome, time)
-    rows in index order, one for the node and each row claiming an index (a node without a row
-    comes with body None; a row without a node, with node hash None)."""
-    result: list[VerifyRow] = []
-    for index, node_hash, body, type_, actor, resource, outcome, time in rows:
-        row = () if body is None else (StoredRow(body, (type_, actor, resource, outcome, time)),)
-        if result and result[-1].index == index:
-            last = result[-1]
-            result[-1] = VerifyRow(index, last.node_hash or node_hash, last.rows + row)
-        else:
-            result.append(VerifyRow(index, node_hash, row))
-    return result

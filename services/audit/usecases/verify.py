@@ -24,7 +24,7 @@ from services.audit.domain import rules
 from services.audit.domain.models import Mismatch, Verification
 
 if TYPE_CHECKING:
-    from services.audit.domain.models import Checkpoint, VerifyRow
+    from services.audit.domain.models import Checkpoint, ScannedRow
     from services.audit.domain.port import AuditLog
     from services.audit.metrics import AuditMetrics
     from services.audit.usecases.checkpoints import Checkpoints
@@ -55,7 +55,7 @@ class Verifier:
         if not run.mismatch:
             beyond = await self._log.scan(tenant, head.size, rules.MAX_INDEX + 1)
             if beyond:
-                run.fail(beyond[0].index, f"beyond the tree, which has {head.size} records")
+                run.fail(beyond[0][0], f"beyond the tree, which has {head.size} records")
         if not run.mismatch and merkle.fold(run.frontier) != head.root:
             run.fail(None, "the stored tree's root is not the root of its leaf hashes")
         if run.mismatch:
@@ -92,21 +92,28 @@ class _Run:
         self.ahead = list(reversed(signed))
         self._reached()  # a checkpoint of size 0, if any
 
-    def check_rows(self, rows: list[VerifyRow], first: int, end: int, retained: int) -> None:
+    def check_rows(self, rows: list[ScannedRow], first: int, end: int, retained: int) -> None:
         """Checks a chunk's rows; the leaf hashes before a failing index are folded first, so a
         checkpoint they break is named before the later row."""
         leaves: list[bytes] = []
         failure: tuple[int, str] | None = None
         expected = first
-        for row in rows:
-            if row.index != expected or row.node_hash is None:
+        position, count = 0, len(rows)
+        while position < count:
+            row = rows[position]
+            index, node_hash = row[0], row[1]
+            claims = 1
+            while position + claims < count and rows[position + claims][0] == index:
+                claims += 1
+            position += claims
+            if index != expected or node_hash is None:
                 failure = (expected, "the tree has no leaf hash at this index")
                 break
-            problem = self._problem(row, retained)
+            problem = self._problem(row, node_hash, claims, retained)
             if problem:
-                failure = (row.index, problem)
+                failure = (index, problem)
                 break
-            leaves.append(row.node_hash)
+            leaves.append(node_hash)
             expected += 1
         else:
             if expected != end:
@@ -115,25 +122,25 @@ class _Run:
         if failure:
             self.fail(*failure)
 
-    def _problem(self, row: VerifyRow, retained: int) -> str | None:
-        if not row.rows:
-            return None if row.index < retained else "the record is missing (its row was deleted)"
-        if len(row.rows) > 1:
-            return f"{len(row.rows)} rows claim this index (a row was inserted)"
+    def _problem(self, row: ScannedRow, node_hash: bytes, claims: int, retained: int) -> str | None:
+        index, body = row[0], row[2]
+        if body is None:
+            return None if index < retained else "the record is missing (its row was deleted)"
+        if claims > 1:
+            return f"{claims} rows claim this index (a row was inserted)"
         self.records += 1
-        stored = row.rows[0]
-        if merkle.leaf_hash(stored.body) != row.node_hash:
+        if merkle.leaf_hash(body) != node_hash:
             return (
                 "the row's body does not hash to the leaf stored at this index "
                 "(edited, or moved from another index)"
             )
         try:
-            tenant, columns = rules.body_columns(stored.body)
+            tenant, columns = rules.body_columns(body)
         except InvalidInput:
             return "the row's body is not an audit record"
         if tenant != self.tenant:
             return f"the row's body is a record of tenant {tenant!r}"
-        if columns != stored.columns:
+        if columns != row[3:]:
             return "the row's query columns (type, actor, resource, outcome, time) disagree"
         return None
 
