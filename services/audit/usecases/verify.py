@@ -15,7 +15,8 @@ must be the root of the stored tree. The first failure is named:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from outrigger import merkle
 from outrigger.errors import InvalidInput
@@ -45,13 +46,24 @@ class Verifier:
         retained = await self._log.retained_from(tenant)
         signed = await self._log.checkpoints(tenant)
         run.expect(signed, head.size)
-        for first in range(0, head.size, CHUNK):
-            end = min(first + CHUNK, head.size)
-            run.check_rows(await self._log.scan(tenant, first, end), first, end, retained)
-            if not run.mismatch:
-                run.check_inner(await self._log.completed_nodes(tenant, first, end))
-            if run.mismatch:
-                break
+        chunks = [(first, min(first + CHUNK, head.size)) for first in range(0, head.size, CHUNK)]
+        # The next chunk is read while this one is checked: the database works beside Python.
+        ahead = asyncio.create_task(self._read(tenant, *chunks[0])) if chunks else None
+        try:
+            for number, (first, end) in enumerate(chunks):
+                current, ahead = ahead, None
+                if number + 1 < len(chunks):
+                    ahead = asyncio.create_task(self._read(tenant, *chunks[number + 1]))
+                assert current is not None
+                rows, nodes = await current
+                run.check_rows(rows, first, end, retained)
+                if not run.mismatch:
+                    run.check_inner(nodes)
+                if run.mismatch:
+                    break
+        finally:
+            if ahead is not None:
+                await _finished(ahead)
         if not run.mismatch:
             beyond = await self._log.scan(tenant, head.size, rules.MAX_INDEX + 1)
             if beyond:
@@ -63,6 +75,22 @@ class Verifier:
         return Verification(
             tenant, head.size, run.records, retained, run.checkpoints_checked, run.mismatch
         )
+
+    async def _read(
+        self, tenant: str, first: int, end: int
+    ) -> tuple[list[ScannedRow], list[tuple[int, int, bytes]]]:
+        return (
+            await self._log.scan(tenant, first, end),
+            await self._log.completed_nodes(tenant, first, end),
+        )
+
+
+async def _finished(task: asyncio.Task[Any]) -> None:
+    """Waits for a read no longer wanted (a verification that stopped early or failed): its
+    connection goes back to the pool idle; its answer or error is dropped."""
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 class _Run:
