@@ -48,22 +48,20 @@ class Verifier:
         run.expect(signed, head.size)
         chunks = [(first, min(first + CHUNK, head.size)) for first in range(0, head.size, CHUNK)]
         # The next chunk is read while this one is checked: the database works beside Python.
-        ahead = asyncio.create_task(self._read(tenant, *chunks[0])) if chunks else None
+        reads = [asyncio.create_task(self._read(tenant, *chunks[0]))] if chunks else []
         try:
             for number, (first, end) in enumerate(chunks):
-                current, ahead = ahead, None
                 if number + 1 < len(chunks):
-                    ahead = asyncio.create_task(self._read(tenant, *chunks[number + 1]))
-                assert current is not None
-                rows, nodes = await current
+                    reads.append(asyncio.create_task(self._read(tenant, *chunks[number + 1])))
+                rows, nodes = await reads.pop(0)
                 run.check_rows(rows, first, end, retained)
                 if not run.mismatch:
                     run.check_inner(nodes)
                 if run.mismatch:
                     break
         finally:
-            if ahead is not None:
-                await _finished(ahead)
+            for read in reads:
+                await _finished(read)
         if not run.mismatch:
             beyond = await self._log.scan(tenant, head.size, rules.MAX_INDEX + 1)
             if beyond:
