@@ -77,9 +77,8 @@ class Verifier:
     async def _read(
         self, tenant: str, first: int, end: int
     ) -> tuple[list[ScannedRow], list[tuple[int, int, bytes]]]:
-        return (
-            await self._log.scan(tenant, first, end),
-            await self._log.completed_nodes(tenant, first, end),
+        return await asyncio.gather(
+            self._log.scan(tenant, first, end), self._log.completed_nodes(tenant, first, end)
         )
 
 
