@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -148,17 +149,24 @@ def completed_nodes(
     new frontier: `extend` without its `Node`s, the quick path for a verifier comparing a
     million of them with the stored ones.
     """
-    stack = [(n.level, n.index, d) for n, d in zip(root_nodes(size), frontier, strict=True)]
+    # Level by level: the nodes of one level pair up into the next, a left node waiting in the
+    # frontier first; a last node without its right sibling waits in the new frontier.
+    waiting = {node.level: digest for node, digest in zip(root_nodes(size), frontier, strict=True)}
     inner: dict[tuple[int, int], bytes] = {}
     sha256 = hashlib.sha256
-    for index, leaf in enumerate(leaves, start=size):
-        level, at, digest = 0, index, leaf
-        while stack and stack[-1][0] == level:
-            left = stack.pop()[2]
-            level, at = level + 1, at >> 1
-            digest = inner[level, at] = sha256(NODE_PREFIX + left + digest).digest()
-        stack.append((level, at, digest))
-    return inner, [digest for _, _, digest in stack]
+    level, at, hashes = 0, size, list(leaves)  # `hashes` are the nodes at `level` from `at` on
+    while hashes:
+        sibling = waiting.pop(level, None)
+        if sibling is not None:
+            hashes.insert(0, sibling)
+            at -= 1
+        if len(hashes) & 1:
+            waiting[level] = hashes.pop()
+        pairs = zip(hashes[::2], hashes[1::2], strict=True)
+        hashes = [sha256(NODE_PREFIX + left + right).digest() for left, right in pairs]
+        level, at = level + 1, at >> 1
+        inner.update(zip(zip(repeat(level), range(at, at + len(hashes))), hashes, strict=True))
+    return inner, [waiting[level] for level in sorted(waiting, reverse=True)]
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:

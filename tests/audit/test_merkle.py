@@ -3,6 +3,8 @@ independent verifier in `rfc9162.py` over every shape up to 70 leaves."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from outrigger import merkle
@@ -145,6 +147,24 @@ def test_completed_nodes_are_the_inner_nodes_extend_creates() -> None:
     expected = {(n.level, n.index): h for n, h in Tree(hashes).nodes.items() if n.level}
     assert inner == expected
     assert merkle.fold(frontier) == rfc9162.mth(hashes)
+
+
+def test_every_split_into_batches_completes_each_inner_node_once_with_its_hash() -> None:
+    hashes = [rfc9162.leaf(bytes([i])) for i in range(40)]
+    expected = {
+        (level, index): rfc9162.mth(hashes[index << level : (index + 1) << level])
+        for level in range(1, 6)
+        for index in range(40 >> level)
+    }
+    for first, second in itertools.combinations(range(0, 41, 2), 2):
+        size, frontier, inner = 0, list[bytes](), dict[tuple[int, int], bytes]()
+        for batch in (hashes[:first], hashes[first:second], hashes[second:]):
+            completed, frontier = merkle.completed_nodes(size, frontier, iter(batch))
+            assert not completed.keys() & inner.keys()
+            inner.update(completed)
+            size += len(batch)
+            assert merkle.fold(frontier) == rfc9162.mth(hashes[:size])
+        assert inner == expected
 
 
 def test_proofs_outside_the_tree_are_refused() -> None:

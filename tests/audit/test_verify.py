@@ -12,6 +12,7 @@ import pytest
 from outrigger.db import conninfo
 from outrigger.merkle import leaf_hash
 from outrigger.testing import unique
+from services.audit.usecases import verify
 from tests.audit.api_support import Api, proves, record, running, settings_for
 
 if TYPE_CHECKING:
@@ -212,3 +213,19 @@ async def test_rows_dropped_by_retention_are_not_missing(
     assert (result["ok"], result["retained_from"], result["records_checked"]) == (True, 4, 5)
     proof = await pg_api.http.get("/v1/proofs/inclusion", params={"tenant": tenant, "index": 1})
     assert proof.status_code == 200  # the nodes stay: a dropped record still proves inclusion
+
+
+@pytest.mark.postgres
+async def test_a_log_read_in_many_chunks_verifies_and_stops_at_the_first_mismatch(
+    pg_api: Api, sql: psycopg.AsyncConnection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify, "CHUNK", 2)  # chunks read ahead while the one before is checked
+    tenant = unique("t")
+    await _log(pg_api, tenant)
+    result = await _verify(pg_api, tenant)
+    assert (result["ok"], result["records_checked"], result["checkpoints_checked"]) == (True, 9, 3)
+    await sql.execute(EDIT_BODY, {"tenant": tenant})
+    for _ in range(3):  # the read ahead of the failing chunk is finished, not left running
+        result = await _verify(pg_api, tenant)
+        assert result["mismatch"]["index"] == 3
+        assert "does not hash" in result["mismatch"]["reason"]

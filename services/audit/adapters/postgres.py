@@ -22,7 +22,6 @@ from services.audit.adapters.postgres_partitions import Partitions, month_of, no
 from services.audit.adapters.rows import (
     page_key_time,
     record_page,
-    scanned,
     stored_record,
     tree_head,
 )
@@ -39,8 +38,8 @@ if TYPE_CHECKING:
         Leaf,
         RecordFilter,
         RecordPage,
+        ScannedRow,
         StoredRecord,
-        VerifyRow,
     )
 
 APPLICATION_NAME = "outrigger-audit"
@@ -184,11 +183,11 @@ class PostgresAuditLog:
             stored_record(*row) for row in await self._fetchall(sql.RECORDS, (tenant, first, end))
         ]
 
-    async def scan(self, tenant: str, first: int, end: int) -> list[VerifyRow]:
+    async def scan(self, tenant: str, first: int, end: int) -> list[ScannedRow]:
         params = {"tenant": tenant, "first": first, "end": end}
-        rows = await self._fetchall(sql.SCAN, params, binary=True)
+        rows: list[ScannedRow] = await self._fetchall(sql.SCAN, params, binary=True)
         rows.sort(key=itemgetter(0))
-        return scanned(rows)
+        return rows
 
     async def completed_nodes(
         self, tenant: str, first: int, end: int

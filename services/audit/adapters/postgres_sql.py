@@ -190,12 +190,18 @@ SELECT coalesce(n.idx, r.idx) AS idx, n.hash, r.body, r.type, r.actor, r.resourc
 
 # --- checkpoints -------------------------------------------------------------------------------
 
-# Levels 1-53: indexes stay below 2**53.
-COMPLETED_NODES = (
-    "SELECT n.level, n.idx, n.hash FROM generate_series(1, 53) AS l(level) JOIN audit.nodes n "
-    "ON n.tenant = %(tenant)s AND n.level = l.level "
-    "AND n.idx >= (%(first)s::bigint >> l.level) AND n.idx < (%(end)s::bigint >> l.level)"
-)
+# Levels 1-53: indexes stay below 2**53. One range of the primary key per level: `OFFSET 0`
+# keeps the subquery from being flattened into a join the planner answers with a scan of every
+# node of the tenant (the bounds depend on the level, so it cannot estimate them).
+COMPLETED_NODES = """
+SELECT l.level, n.idx, n.hash
+  FROM generate_series(1, 53) AS l(level)
+ CROSS JOIN LATERAL (SELECT idx, hash FROM audit.nodes
+                      WHERE tenant = %(tenant)s AND level = l.level
+                        AND idx >= (%(first)s::bigint >> l.level)
+                        AND idx < (%(end)s::bigint >> l.level)
+                     OFFSET 0) n
+"""
 _CHECKPOINT = "SELECT tenant, size, root, issued_at, note FROM audit.checkpoints WHERE tenant = %s"
 ADD_CHECKPOINT = (
     "INSERT INTO audit.checkpoints (tenant, size, root, issued_at, note) "

@@ -7,17 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from outrigger import merkle
 from outrigger.errors import OutriggerError
-from services.audit.domain.models import (
-    RecordPage,
-    StoredRecord,
-    StoredRow,
-    TreeHead,
-    VerifyRow,
-)
+from services.audit.domain.models import RecordPage, StoredRecord, TreeHead
 from services.audit.domain.rules import parse_leaf
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from services.audit.domain.models import RecordFilter
 
@@ -55,17 +49,3 @@ def record_page(rows: Sequence[Sequence[Any]], where: RecordFilter) -> RecordPag
     last = records[-1]
     return RecordPage(records, last.index, last.leaf.record.time if where.windowed else None)
 
-
-def scanned(rows: Iterable[Sequence[Any]]) -> list[VerifyRow]:
-    """`VerifyRow`s from (index, leaf node hash, body, type, actor, resource, outcome, time)
-    rows in index order, one for the node and each row claiming an index (a node without a row
-    comes with body None; a row without a node, with node hash None)."""
-    result: list[VerifyRow] = []
-    for index, node_hash, body, type_, actor, resource, outcome, time in rows:
-        row = () if body is None else (StoredRow(body, (type_, actor, resource, outcome, time)),)
-        if result and result[-1].index == index:
-            last = result[-1]
-            result[-1] = VerifyRow(index, last.node_hash or node_hash, last.rows + row)
-        else:
-            result.append(VerifyRow(index, node_hash, row))
-    return result

@@ -21,7 +21,6 @@ from services.audit.adapters.appending import frontier_nodes, plan, tenants_of
 from services.audit.adapters.rows import (
     page_key_time,
     record_page,
-    scanned,
     stored_record,
     tree_head,
 )
@@ -39,9 +38,9 @@ if TYPE_CHECKING:
         Leaf,
         RecordFilter,
         RecordPage,
+        ScannedRow,
         StoredRecord,
         TreeHead,
-        VerifyRow,
     )
 
 SCHEMA = "audit"
@@ -139,14 +138,14 @@ class SqliteAuditLog:
             rows = (await connection.execute(sql.RECORDS, params)).all()
         return [stored_record(*row) for row in rows]
 
-    async def scan(self, tenant: str, first: int, end: int) -> list[VerifyRow]:
+    async def scan(self, tenant: str, first: int, end: int) -> list[ScannedRow]:
         params = {"tenant": tenant, "first": first, "end": end}
         async with self._tx.reading() as connection:
             found = (await connection.execute(sql.SCAN_NODES, params)).all()
             rows = (await connection.execute(sql.SCAN_ROWS, params)).all()
         nodes: dict[int, bytes] = dict(found)
         claimed = {row.idx for row in rows}
-        merged: list[tuple[Any, ...]] = [
+        merged: list[ScannedRow] = [
             (index, digest, None, None, None, None, None, None)
             for index, digest in nodes.items()
             if index not in claimed
@@ -156,7 +155,7 @@ class SqliteAuditLog:
             for idx, body, type_, actor, resource, outcome, time in rows
         ]
         merged.sort(key=lambda row: row[0])
-        return scanned(merged)
+        return merged
 
     async def completed_nodes(
         self, tenant: str, first: int, end: int

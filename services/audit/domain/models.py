@@ -179,25 +179,14 @@ class Verification:
         return self.mismatch is None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRow:
-    """A records row as `verify` reads it: the body that was hashed, and the columns kept beside
-    it for queries (`type`, `actor`, `resource`, `outcome`, `time`), which must agree with the
-    body."""
-
-    body: bytes
-    columns: tuple[str, str, str, str, datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyRow:
-    """One index of a tenant's tree as `verify` scans it: the stored leaf hash (None if the tree
-    has no such leaf) and every records row that claims the index (none if it was dropped or
-    deleted, two if one was inserted)."""
-
-    index: int
-    node_hash: bytes | None
-    rows: tuple[StoredRow, ...]
-
+ScannedRow: TypeAlias = (
+    "tuple[int, bytes | None, bytes | None, str | None, str | None, str | None, str | None, "
+    "datetime | None]"
+)
+"""One pairing of an index's leaf hash and a records row claiming it, as `verify` scans them:
+`(index, leaf hash, body, type, actor, resource, outcome, time)`. The body is what was hashed; the
+columns (`rules.columns`) are kept beside it for queries and must agree with it. The leaf hash is
+None if the tree has none at the index; body and columns are None if no row claims it (dropped or
+deleted). Plain tuples: verify reads a million of them."""
 
 NodeHashes: TypeAlias = "dict[Node, bytes]"

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
         Leaf,
         RecordFilter,
         RecordPage,
+        ScannedRow,
         StoredRecord,
         TreeHead,
-        VerifyRow,
     )
 
 
@@ -72,8 +72,10 @@ class AuditLog(Protocol):
         retention are absent)."""
         ...
 
-    async def scan(self, tenant: str, first: int, end: int) -> list[VerifyRow]:
-        """Every index in `[first, end)` that has a leaf node or a row, in index order."""
+    async def scan(self, tenant: str, first: int, end: int) -> list[ScannedRow]:
+        """Every index in `[first, end)` that has a leaf node or a row, in index order: one
+        `ScannedRow` per row claiming the index (two if a second row claims it), or one without
+        a body if no row does."""
         ...
 
     async def completed_nodes(

@@ -166,7 +166,7 @@ def parse_leaf(body: bytes) -> Leaf:
 
 
 def columns(leaf: Leaf) -> tuple[str, str, str, str, datetime]:
-    """The query columns a records row keeps beside its body (`StoredRow.columns`)."""
+    """The query columns a records row keeps beside its body (the last five of a `ScannedRow`)."""
     record = leaf.record
     return (record.type, record.actor, record.resource, record.outcome, record.time)
 

@@ -15,7 +15,8 @@ must be the root of the stored tree. The first failure is named:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from outrigger import merkle
 from outrigger.errors import InvalidInput
@@ -24,7 +25,7 @@ from services.audit.domain import rules
 from services.audit.domain.models import Mismatch, Verification
 
 if TYPE_CHECKING:
-    from services.audit.domain.models import Checkpoint, VerifyRow
+    from services.audit.domain.models import Checkpoint, ScannedRow
     from services.audit.domain.port import AuditLog
     from services.audit.metrics import AuditMetrics
     from services.audit.usecases.checkpoints import Checkpoints
@@ -45,17 +46,26 @@ class Verifier:
         retained = await self._log.retained_from(tenant)
         signed = await self._log.checkpoints(tenant)
         run.expect(signed, head.size)
-        for first in range(0, head.size, CHUNK):
-            end = min(first + CHUNK, head.size)
-            run.check_rows(await self._log.scan(tenant, first, end), first, end, retained)
-            if not run.mismatch:
-                run.check_inner(await self._log.completed_nodes(tenant, first, end))
-            if run.mismatch:
-                break
+        chunks = [(first, min(first + CHUNK, head.size)) for first in range(0, head.size, CHUNK)]
+        # The next chunk is read while this one is checked: the database works beside Python.
+        reads = [asyncio.create_task(self._read(tenant, *chunks[0]))] if chunks else []
+        try:
+            for number, (first, end) in enumerate(chunks):
+                if number + 1 < len(chunks):
+                    reads.append(asyncio.create_task(self._read(tenant, *chunks[number + 1])))
+                rows, nodes = await reads.pop(0)
+                run.check_rows(rows, first, end, retained)
+                if not run.mismatch:
+                    run.check_inner(nodes)
+                if run.mismatch:
+                    break
+        finally:
+            for read in reads:
+                await _finished(read)
         if not run.mismatch:
             beyond = await self._log.scan(tenant, head.size, rules.MAX_INDEX + 1)
             if beyond:
-                run.fail(beyond[0].index, f"beyond the tree, which has {head.size} records")
+                run.fail(beyond[0][0], f"beyond the tree, which has {head.size} records")
         if not run.mismatch and merkle.fold(run.frontier) != head.root:
             run.fail(None, "the stored tree's root is not the root of its leaf hashes")
         if run.mismatch:
@@ -63,6 +73,21 @@ class Verifier:
         return Verification(
             tenant, head.size, run.records, retained, run.checkpoints_checked, run.mismatch
         )
+
+    async def _read(
+        self, tenant: str, first: int, end: int
+    ) -> tuple[list[ScannedRow], list[tuple[int, int, bytes]]]:
+        return await asyncio.gather(
+            self._log.scan(tenant, first, end), self._log.completed_nodes(tenant, first, end)
+        )
+
+
+async def _finished(task: asyncio.Task[Any]) -> None:
+    """Waits for a read no longer wanted (a verification that stopped early or failed): its
+    connection goes back to the pool idle; its answer or error is dropped."""
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 class _Run:
@@ -92,21 +117,28 @@ class _Run:
         self.ahead = list(reversed(signed))
         self._reached()  # a checkpoint of size 0, if any
 
-    def check_rows(self, rows: list[VerifyRow], first: int, end: int, retained: int) -> None:
+    def check_rows(self, rows: list[ScannedRow], first: int, end: int, retained: int) -> None:
         """Checks a chunk's rows; the leaf hashes before a failing index are folded first, so a
         checkpoint they break is named before the later row."""
         leaves: list[bytes] = []
         failure: tuple[int, str] | None = None
         expected = first
-        for row in rows:
-            if row.index != expected or row.node_hash is None:
+        position, count = 0, len(rows)
+        while position < count:
+            row = rows[position]
+            index, node_hash = row[0], row[1]
+            claims = 1
+            while position + claims < count and rows[position + claims][0] == index:
+                claims += 1
+            position += claims
+            if index != expected or node_hash is None:
                 failure = (expected, "the tree has no leaf hash at this index")
                 break
-            problem = self._problem(row, retained)
+            problem = self._problem(row, node_hash, claims, retained)
             if problem:
-                failure = (row.index, problem)
+                failure = (index, problem)
                 break
-            leaves.append(row.node_hash)
+            leaves.append(node_hash)
             expected += 1
         else:
             if expected != end:
@@ -115,25 +147,25 @@ class _Run:
         if failure:
             self.fail(*failure)
 
-    def _problem(self, row: VerifyRow, retained: int) -> str | None:
-        if not row.rows:
-            return None if row.index < retained else "the record is missing (its row was deleted)"
-        if len(row.rows) > 1:
-            return f"{len(row.rows)} rows claim this index (a row was inserted)"
+    def _problem(self, row: ScannedRow, node_hash: bytes, claims: int, retained: int) -> str | None:
+        index, body = row[0], row[2]
+        if body is None:
+            return None if index < retained else "the record is missing (its row was deleted)"
+        if claims > 1:
+            return f"{claims} rows claim this index (a row was inserted)"
         self.records += 1
-        stored = row.rows[0]
-        if merkle.leaf_hash(stored.body) != row.node_hash:
+        if merkle.leaf_hash(body) != node_hash:
             return (
                 "the row's body does not hash to the leaf stored at this index "
                 "(edited, or moved from another index)"
             )
         try:
-            tenant, columns = rules.body_columns(stored.body)
+            tenant, columns = rules.body_columns(body)
         except InvalidInput:
             return "the row's body is not an audit record"
         if tenant != self.tenant:
             return f"the row's body is a record of tenant {tenant!r}"
-        if columns != stored.columns:
+        if columns != row[3:]:
             return "the row's query columns (type, actor, resource, outcome, time) disagree"
         return None
 
