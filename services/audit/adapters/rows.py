@@ -48,4 +48,3 @@ def record_page(rows: Sequence[Sequence[Any]], where: RecordFilter) -> RecordPag
         return RecordPage(records, None)
     last = records[-1]
     return RecordPage(records, last.index, last.leaf.record.time if where.windowed else None)
-
