@@ -133,6 +133,7 @@ class Answer:
 
     status: int | None  # None: no HTTP answer (the connection failed)
     seconds: float
+    started: float = 0.0  # time.monotonic() when the request was sent
     retry_after: str | None = None
     content_type: str | None = None
     problem_type: str | None = None
@@ -156,12 +157,18 @@ class Load:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._client(n)) for n in range(self.clients)]
 
-    async def answers_after(self, start: int, *, count: int, within: float) -> list[Answer]:
-        """The `count` answers after the first `start`, once they came (at most `within` s)."""
+    async def answers_sent_after(self, moment: float, *, count: int, within: float) -> list[Answer]:
+        """The first `count` answers to requests sent after `moment` (`time.monotonic()`), once
+        they came (at most `within` s). Requests already under way at `moment` are left out:
+        they started before whatever happened then."""
+
+        def sent_after() -> list[Answer]:
+            return [answer for answer in self.answers if answer.started > moment][:count]
+
         async with asyncio.timeout(within):
-            while len(self.answers) < start + count:  # noqa: ASYNC110 (the clients append)
+            while len(sent_after()) < count:  # noqa: ASYNC110 (the clients append)
                 await asyncio.sleep(0.05)
-        return self.answers[start : start + count]
+        return sent_after()
 
     async def stop(self) -> None:
         self._stop.set()
@@ -179,12 +186,14 @@ class Load:
                 try:
                     response, written = await self.write(http, name, sequence)
                 except httpx.TransportError as exc:
-                    self.answers.append(Answer(None, time.monotonic() - started, error=repr(exc)))
+                    elapsed = time.monotonic() - started
+                    self.answers.append(Answer(None, elapsed, started, error=repr(exc)))
                     await asyncio.sleep(0.1)
                     continue
                 answer = Answer(
                     response.status_code,
                     time.monotonic() - started,
+                    started,
                     response.headers.get("retry-after"),
                     response.headers.get("content-type"),
                 )
