@@ -26,7 +26,7 @@ from services.notifications.domain import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from services.notifications.domain import Draft, Interrupted
 
@@ -137,3 +137,23 @@ class MemoryHistory:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class MemoryPresence:
+    """One process's counts: the embedded hub has no other replica."""
+
+    def __init__(self) -> None:
+        self._reports: dict[str, dict[str, int]] = {}
+
+    async def report(self, replica: str, counts: Mapping[str, int], ttl_seconds: float) -> None:
+        if counts:
+            self._reports[replica] = dict(counts)
+        else:
+            self._reports.pop(replica, None)
+
+    async def counts(self) -> dict[str, int]:
+        summed: dict[str, int] = {}
+        for counts in self._reports.values():
+            for subscription, count in counts.items():
+                summed[subscription] = summed.get(subscription, 0) + count
+        return summed

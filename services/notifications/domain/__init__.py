@@ -14,7 +14,7 @@ from services.notifications.domain.models import (
     Message,
     Published,
 )
-from services.notifications.domain.port import History
+from services.notifications.domain.port import History, Presence
 from services.notifications.domain.rules import (
     CHANNEL_PATTERN,
     EVENT_NAME_PATTERN,
@@ -48,6 +48,7 @@ __all__ = [
     "HistoryId",
     "Interrupted",
     "Message",
+    "Presence",
     "Published",
     "channel_not_granted",
     "check_channel",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from services.notifications.domain.models import (
         ChannelHistory,
@@ -88,4 +88,19 @@ class History(Protocol):
         then yields `Interrupted` before the next message: what was published meanwhile is in
         history only. It never raises a backend error.
         """
+        ...
+
+
+class Presence(Protocol):
+    """Who follows what, across replicas: each replica reports its own counts, any replica sums
+    them (for `GET /v1/channels/{channel}`). A replica that stops reporting drops out after its
+    report's `ttl_seconds`."""
+
+    async def report(self, replica: str, counts: Mapping[str, int], ttl_seconds: float) -> None:
+        """Replaces `replica`'s counts (subscription, a channel or pattern → open connections
+        following it); an empty mapping removes the replica's report."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """The live replicas' counts, summed per subscription."""
         ...

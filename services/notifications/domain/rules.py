@@ -33,8 +33,11 @@ SEGMENT: Final = r"[A-Za-z0-9_:\-]+"
 CHANNEL_PATTERN: Final = rf"^{SEGMENT}(\.{SEGMENT})*$"
 """Channel names, as JSON Schema and Python read them alike."""
 SUBSCRIPTION_PATTERN: Final = rf"^({SEGMENT}|\*)(\.({SEGMENT}|\*))*(\.>)?$|^>$"
-EVENT_NAME_PATTERN: Final = r"^[A-Za-z0-9_.:\-]{1,128}$"
-"""Event names (the SSE `event:` field); `reset` and `shutdown` are the hub's own."""
+EVENT_NAME_PATTERN: Final = (
+    r"^[^\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,200}$"
+)
+"""Event names (the SSE `event:` field): no whitespace or control character, as the event store's
+event types; `reset` and `shutdown` are the hub's own."""
 KEY_PATTERN: Final = r"^[\x21-\x7e]{1,200}$"
 """Publishers' message ids (de-duplication keys): printable ASCII, no spaces."""
 RESERVED_EVENTS: Final = frozenset({"reset", "shutdown"})
