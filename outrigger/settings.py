@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from outrigger import datadir
 from outrigger.errors import SettingsError as SettingsError
@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         "all", description="one JSON line per request: all, only 4xx/5xx answers, or none"
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1)
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="comma-separated origins whose pages may call the API (browsers' CORS); "
+        "none by default, '*' for any",
+    )
     http_max_header_bytes: int = Field(
         16 * 1024, ge=1024, le=1024 * 1024, description="request line and headers, together"
     )
@@ -110,6 +115,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
 from outrigger import __version__
 from outrigger.auth import TokenVerifier
@@ -27,6 +28,16 @@ if TYPE_CHECKING:
     Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 DOCS_ASSETS = "/docs/static"
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Last-Event-ID",
+    "If-Match",
+    "If-None-Match",
+    "X-Request-ID",
+]
+CORS_RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-ID"]
+CORS_MAX_AGE_SECONDS = 600
 
 
 def create_app(
@@ -76,6 +87,15 @@ def create_app(
         body_timeout_seconds=settings.http_body_timeout_seconds,
         access_log=settings.access_log,
     )
+    if settings.cors_origins:  # outermost: a preflight is answered before authentication
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_RESPONSE_HEADERS,
+            max_age=CORS_MAX_AGE_SECONDS,
+        )
     if _tracing_enabled():
         # the stable HTTP semantic conventions (http.request.method, url.path, …), not the old
         os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")

@@ -227,3 +227,39 @@ async def test_the_access_log_has_all_requests_only_errors_or_none(
             assert (await client.get("/v1/nowhere", headers=headers)).status_code == 404
     lines = [r for r in caplog.records if r.name == "outrigger.http"]
     assert [getattr(r, "status", None) for r in lines] == logged
+
+
+async def test_cors_is_off_unless_origins_are_set(app: FastAPI) -> None:
+    async with running(app) as client:
+        answer = await client.get("/healthz", headers={"Origin": "https://app.example"})
+    assert "access-control-allow-origin" not in answer.headers
+
+
+async def test_a_configured_origin_gets_preflights_answered_before_authentication(
+    settings: Settings,
+) -> None:
+    app = build(settings.model_copy(update={"cors_origins": ("https://app.example",)}))
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization, last-event-id",
+    }
+    async with running(app) as client:
+        allowed = await client.options("/v1/items/1", headers=preflight)
+        other = await client.options(
+            "/v1/items/1", headers={**preflight, "Origin": "https://evil.example"}
+        )
+        unauthorized = await client.get("/v1/items/1", headers={"Origin": "https://app.example"})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "last-event-id" in allowed.headers["access-control-allow-headers"].lower()
+    assert other.status_code == 400
+    assert unauthorized.status_code == 401  # CORS headers never stand in for a token
+    assert unauthorized.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_cors_origins_read_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTRIGGER_CORS_ORIGINS", "https://a.example, https://b.example")
+    from outrigger.settings import Settings, load_settings
+
+    assert load_settings(Settings).cors_origins == ("https://a.example", "https://b.example")
