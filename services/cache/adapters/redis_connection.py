@@ -1,10 +1,8 @@
 """One connection pool to one Redis, its scripts, and every Redis failure as a `CacheError`.
 
-All through redis-py's public API, with hiredis parsing replies. The pool blocks (up to the
-timeout) when all its connections are busy instead of failing, and a command is retried once on
-a fresh connection when its connection broke (a Redis restart leaves every pooled connection
-dead), never on a timeout, since a script that timed out may have run. Scripts are registered
-once and called by EVALSHA; after a restart Redis has forgotten them, and they are loaded again.
+All through redis-py's public API, with hiredis parsing replies; the pool and the error mapping
+are the kit's (`outrigger.redis`). Scripts are registered once and called by EVALSHA; after a
+restart Redis has forgotten them, and they are loaded again.
 
 Single-key operations (`call`: reads, writes, fills; the hot paths) are batched: the commands
 issued in one turn of the event loop travel together as one redis-py pipeline, one round trip
@@ -15,52 +13,28 @@ checkout and one network write for many requests instead of one each.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
-from outrigger.errors import CacheError
+from outrigger.redis import blocking_pool, cache_errors, describe
 from services.cache.adapters.redis_lua import PRELUDE
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    import contextlib
+    from collections.abc import Sequence
 
     from redis.commands.core import AsyncScript
 
     Queued = tuple[tuple[Any, ...], asyncio.Future[Any]]
 
 
-def describe(url: str) -> str:
-    """Where the server is, without credentials: `127.0.0.1:6379/15`, or the socket path."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return parts.path
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or ''}"
-
-
 class RedisConnection:
     def __init__(self, url: str, *, pool_size: int = 50, timeout_seconds: float = 2.0) -> None:
         self.where = describe(url)
         self.timeout_seconds = timeout_seconds
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=pool_size,
-            timeout=timeout_seconds,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(
-                ExponentialWithJitterBackoff(base=0.01, cap=0.1),
-                retries=1,
-                supported_errors=(RedisConnectionError,),
-            ),
-        )
+        pool = blocking_pool(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
         self.client = Redis.from_pool(pool)
         self._queued: list[Queued] = []
         self._batches: set[asyncio.Task[None]] = set()
@@ -118,23 +92,9 @@ class RedisConnection:
             else:
                 reply.set_result(outcome)
 
-    @contextlib.contextmanager
-    def errors(self) -> Iterator[None]:
+    def errors(self) -> contextlib.AbstractContextManager[None]:
         """Turns any Redis failure raised inside into a `CacheError` that says what to do."""
-        try:
-            yield
-        except RedisTimeoutError as exc:
-            raise CacheError(
-                f"Redis at {self.where} did not answer within {self.timeout_seconds:g} s; "
-                "the cache is unavailable, retry shortly"
-            ) from exc
-        except RedisConnectionError as exc:
-            raise CacheError(
-                f"Redis at {self.where} is unreachable ({exc}); the cache is unavailable until "
-                "it is back, retry shortly"
-            ) from exc
-        except RedisError as exc:
-            raise CacheError(f"Redis at {self.where} refused the command: {exc}") from exc
+        return cache_errors(self.where, self.timeout_seconds, "the cache")
 
     async def close(self) -> None:
         if not self._closed:

@@ -143,17 +143,20 @@ class MemoryPresence:
     """One process's counts: the embedded hub has no other replica."""
 
     def __init__(self) -> None:
-        self._reports: dict[str, dict[str, int]] = {}
+        self._reports: dict[str, tuple[dict[str, int], float]] = {}
 
     async def report(self, replica: str, counts: Mapping[str, int], ttl_seconds: float) -> None:
         if counts:
-            self._reports[replica] = dict(counts)
+            self._reports[replica] = (dict(counts), time.monotonic() + ttl_seconds)
         else:
             self._reports.pop(replica, None)
 
     async def counts(self) -> dict[str, int]:
+        now = time.monotonic()
+        for replica in [name for name, (_, until) in self._reports.items() if until <= now]:
+            del self._reports[replica]
         summed: dict[str, int] = {}
-        for counts in self._reports.values():
+        for counts, _ in self._reports.values():
             for subscription, count in counts.items():
                 summed[subscription] = summed.get(subscription, 0) + count
         return summed
