@@ -62,7 +62,11 @@ class History(Protocol):
 
     async def lost(self, channels: Sequence[str], after: HistoryId) -> bool:
         """Whether any of `channels` has dropped (trimmed or aged out) a message with an id
-        above `after`: a reader resuming after `after` would then miss something."""
+        above `after`: a reader resuming after `after` would then miss something.
+
+        It may also answer True, never False wrongly, for a position older than `max_age`, or
+        older than the backend's data set (a Redis that restarted without its data): history
+        no longer says what happened before then. `ORIGIN` is never lost."""
         ...
 
     async def channels(self, patterns: Sequence[str]) -> list[str]:
