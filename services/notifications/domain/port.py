@@ -66,7 +66,7 @@ class History(Protocol):
 
         It may also answer True, never False wrongly, for a position older than `max_age`, or
         older than the backend's data set (a Redis that restarted without its data): history
-        no longer says what happened before then. `ORIGIN` is never lost."""
+        no longer says what happened before then."""
         ...
 
     async def channels(self, patterns: Sequence[str]) -> list[str]:
