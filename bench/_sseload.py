@@ -329,14 +329,14 @@ class LoadClients:
 
     def poll(self, timeout: float) -> int:
         """Receipts so far, as the processes last reported them (waiting up to `timeout`)."""
-        for pipe in wait_pipes(self.pipes, max(0.0, timeout)):
-            while pipe.poll():  # type: ignore[union-attr]
+        for pipe in cast("list[Connection]", wait_pipes(self.pipes, max(0.0, timeout))):
+            while pipe.poll():
                 try:
-                    kind, *payload = pipe.recv()  # type: ignore[union-attr]
+                    kind, *payload = pipe.recv()
                 except EOFError:
                     raise RuntimeError("a client process ended early") from None
                 if kind == "progress":
-                    self.progress[self.pipes.index(pipe)] = payload[0]  # type: ignore[arg-type]
+                    self.progress[self.pipes.index(pipe)] = payload[0]
         return sum(self.progress)
 
     def stop(self) -> Receipts:
@@ -363,14 +363,15 @@ class LoadClients:
         found: dict[int, Any] = {}
         while len(found) < len(self.pipes):
             waiting = [pipe for i, pipe in enumerate(self.pipes) if i not in found]
-            ready = wait_pipes(waiting, max(0.0, until - time.monotonic()))
+            left = max(0.0, until - time.monotonic())
+            ready = cast("list[Connection]", wait_pipes(waiting, left))
             if not ready and time.monotonic() >= until:
                 raise RuntimeError(f"{len(waiting)} client process(es) sent no {wanted!r} in time")
             for pipe in ready:
                 try:
-                    kind, *payload = pipe.recv()  # type: ignore[union-attr]
+                    kind, *payload = pipe.recv()
                 except EOFError:
                     raise RuntimeError("a client process ended early") from None
                 if kind == wanted:
-                    found[self.pipes.index(pipe)] = payload  # type: ignore[arg-type]
+                    found[self.pipes.index(pipe)] = payload
         return [found[i] for i in range(len(self.pipes))]

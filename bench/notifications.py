@@ -48,6 +48,7 @@ import argparse
 import asyncio
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import resource
@@ -77,6 +78,8 @@ TARGETS = ("nchan", "starlette", "outrigger")
 CHANNEL = "bench"
 CHECK_SEQ = -1
 PEERS = ROOT.parent / "shared" / "peers"
+MEDIANS = ["p50_ms", "p99_ms", "deliveries_per_second", "kb_per_subscriber"]
+MEDIANS += ["server_cpu_seconds", "publish_rate"]
 SUBSCRIBERS_PER_CLIENT = 5_000  # client processes by default: one per 5,000 subscribers
 
 
@@ -558,12 +561,8 @@ def versions(targets: list[str]) -> dict[str, str]:
     from importlib.metadata import version
 
     found = {"python": sys.version.split()[0], "uvicorn": version("uvicorn")}
-    try:
-        import uvloop
-    except ImportError:
-        found["client loop"] = "asyncio"
-    else:
-        found["client loop"] = f"uvloop {uvloop.__version__}"
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    found["client loop"] = f"uvloop {version('uvloop')}" if uvloop else "asyncio"
     if "starlette" in targets:
         found["sse-starlette"] = version("sse-starlette")
     if "nchan" in targets:
@@ -595,7 +594,9 @@ def report(cells: list[Cell], args: argparse.Namespace) -> None:
     grouped: dict[tuple[int, str], list[Cell]] = {}
     for cell in cells:
         grouped.setdefault((cell.subscribers, cell.target), []).append(cell)
-    rounds = f"medians of {args.rounds} rounds, " if args.rounds > 1 else ""
+    rounds = ""
+    if args.rounds > 1:
+        rounds = f"medians of {args.rounds} rounds (missing: the most of any round), "
     print(f"\n{rounds}{args.messages} messages at {args.rate:g}/s")
     print(
         "| subscribers | target | p50 ms | p99 ms | deliveries/s | missing | KB/subscriber "
@@ -603,9 +604,7 @@ def report(cells: list[Cell], args: argparse.Namespace) -> None:
     )
     medians: dict[tuple[int, str], dict[str, float]] = {}
     for (subscribers, target), runs in grouped.items():
-        names = ("p50_ms", "p99_ms", "deliveries_per_second", "kb_per_subscriber")
-        names += ("server_cpu_seconds", "publish_rate")
-        m = {name: statistics.median(getattr(c, name) for c in runs) for name in names}
+        m = {name: statistics.median(getattr(c, name) for c in runs) for name in MEDIANS}
         m["missing"] = max(c.missing for c in runs)
         medians[subscribers, target] = m
         print(
