@@ -89,12 +89,15 @@ class Frame:
 async def frames(lines: AsyncIterator[str]) -> AsyncIterator[Frame]:
     """The frames of a stream, from its lines (as `httpx.Response.aiter_lines()` gives them).
 
-    Unknown fields are ignored; a frame left unfinished when the lines end is not yielded.
+    Unknown fields are ignored; a frame left unfinished when the lines end is not yielded. A frame
+    that only sets `retry` is yielded too (EventSource applies it at once): it reads as a
+    heartbeat.
     """
     frame = Frame()
     async for line in lines:
         if not line:
-            if frame.data or frame.event or frame.id is not None or frame.comments:
+            fields = frame.data or frame.event or frame.id is not None or frame.retry is not None
+            if fields or frame.comments:
                 yield frame
             frame = Frame()
             continue

@@ -20,6 +20,9 @@ MONITORING_NAMESPACE = "monitoring"
 OBSERVABILITY_NAMESPACE = "observability"  # where the OTLP collector (Jaeger) listens
 OTLP_PORT = 4318
 CLIENT_LABEL = "outrigger/client"  # namespaces and pods allowed to call the services
+# the namespace of the ingress controller through which browsers reach a public service
+INGRESS_LABEL = "outrigger/ingress"
+CPU_UTILIZATION = 70
 
 
 def selector(name: str) -> dict[str, str]:
@@ -176,6 +179,15 @@ def network_policy(service: Deployed) -> dict[str, Any]:
         }
     )
     http = [{"port": "http", "protocol": "TCP"}]
+    callers: list[dict[str, Any]] = [
+        {"namespaceSelector": {"matchLabels": {CLIENT_LABEL: "true"}}},
+        {"podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}},
+    ]
+    if service.public:
+        callers += [
+            {"podSelector": {}},  # any pod of its namespace
+            {"namespaceSelector": {"matchLabels": {INGRESS_LABEL: "true"}}},
+        ]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -184,13 +196,7 @@ def network_policy(service: Deployed) -> dict[str, Any]:
             "podSelector": {"matchLabels": selector(service.name)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
-                {
-                    "from": [
-                        {"namespaceSelector": {"matchLabels": {CLIENT_LABEL: "true"}}},
-                        {"podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}},
-                    ],
-                    "ports": http,
-                },
+                {"from": callers, "ports": http},
                 {
                     "from": [
                         {
@@ -203,6 +209,47 @@ def network_policy(service: Deployed) -> dict[str, Any]:
                 },
             ],
             "egress": egress,
+        },
+    }
+
+
+def autoscaler(service: Deployed) -> dict[str, Any]:
+    """Scales on CPU and on the service's own per-pod metrics (served by the custom metrics API),
+    whichever asks for more pods; down by one pod a minute at most, after 5 quiet minutes."""
+    metrics: list[dict[str, Any]] = [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": metric.name},
+                "target": {"type": "AverageValue", "averageValue": metric.average},
+            },
+        }
+        for metric in service.scale_on
+    ]
+    metrics.append(
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": CPU_UTILIZATION},
+            },
+        }
+    )
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(service.name),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": service.name},
+            "minReplicas": 2,
+            "maxReplicas": 6,
+            "metrics": metrics,
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": 300,
+                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                }
+            },
         },
     }
 
@@ -242,31 +289,7 @@ def objects(service: Deployed) -> list[dict[str, Any]]:
             "metadata": _meta(name),
             "spec": {"maxUnavailable": 1, "selector": match},
         },
-        {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": _meta(name),
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                "minReplicas": 2,
-                "maxReplicas": 6,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 70},
-                        },
-                    }
-                ],
-                "behavior": {
-                    "scaleDown": {
-                        "stabilizationWindowSeconds": 300,
-                        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-                    }
-                },
-            },
-        },
+        autoscaler(service),
         {
             "apiVersion": "monitoring.coreos.com/v1",
             "kind": "ServiceMonitor",

@@ -697,7 +697,130 @@ def _audit() -> Row:
     )
 
 
-OWN_ROWS: dict[str, Row] = {"audit": _audit(), "event-store": _event_store(), "cache": _cache()}
+def _notifications() -> Row:
+    n = "notifications"
+    return Row(
+        "Notifications",
+        (
+            Panel(
+                "Connections",
+                (
+                    q("sum(outrigger_notifications_connections)", "open streams", n),
+                    q("sum by (instance) (outrigger_notifications_connections)", "{{instance}}", n),
+                ),
+                description="Open SSE streams, in all and per replica. The autoscaler keeps "
+                "the average near 5,000 a replica (a Pods metric, through prometheus-adapter).",
+            ),
+            Panel(
+                "Deliveries",
+                (
+                    q(
+                        f"sum(rate(outrigger_notifications_deliveries_total[{RATE}]))",
+                        "frames offered/s",
+                        n,
+                    ),
+                    q(
+                        f"sum by (via) (rate(outrigger_notifications_published_total[{RATE}]))",
+                        "published/s ({{via}})",
+                        n,
+                    ),
+                    q(
+                        f"sum by (via) (rate(outrigger_notifications_duplicates_total[{RATE}]))",
+                        "duplicates/s ({{via}})",
+                        n,
+                    ),
+                ),
+                unit="ops",
+                description="Messages published (over HTTP or from RabbitMQ; a duplicate is a "
+                "known id, stored once), and frames offered to subscribers: one per message per "
+                "subscriber following its channel.",
+            ),
+            Panel(
+                "Delivery time",
+                _quantiles("outrigger_notifications_delivery_seconds", n),
+                unit="s",
+                description="From a message's publish (its history id's time) to its replica "
+                "having offered it to every local subscriber (NotificationsDeliveryLatencyHigh "
+                "above 1 s at p99).",
+            ),
+            Panel(
+                "Drops and disconnects",
+                (
+                    q(
+                        "sum by (reason) "
+                        f"(rate(outrigger_notifications_disconnects_total[{RATE}]))",
+                        "disconnected/s ({{reason}})",
+                        sporadic=True,
+                    ),
+                    q(
+                        f"sum(rate(outrigger_notifications_dropped_messages_total[{RATE}]))",
+                        "dropped/s (drop-oldest)",
+                        sporadic=True,
+                    ),
+                ),
+                unit="ops",
+                description="Subscribers closed because their queue filled (slow_consumer), a "
+                "send stalled (send_timeout) or the replica stopped (shutdown): they reconnect "
+                "with Last-Event-ID. With the drop-oldest policy, messages dropped from full "
+                "queues instead.",
+            ),
+            Panel(
+                "Replays, resets and feed interruptions",
+                (
+                    q(
+                        f"sum(rate(outrigger_notifications_replayed_total[{RATE}]))",
+                        "replayed/s",
+                        n,
+                    ),
+                    q(
+                        f"sum(increase(outrigger_notifications_resets_total[{RATE}]))",
+                        "resets",
+                        sporadic=True,
+                    ),
+                    q(
+                        f"sum(increase(outrigger_notifications_feed_interruptions_total[{RATE}]))",
+                        "feed interruptions",
+                        sporadic=True,
+                    ),
+                ),
+                description="Messages read back from history for subscribers resuming with "
+                "Last-Event-ID or since=earliest; resets (history no longer reached back that "
+                "far); cuts of a replica's live feed from Redis (refilled from history).",
+            ),
+            Panel(
+                "History",
+                (
+                    q("max(outrigger_notifications_history_channels)", "channels", n),
+                    q("max(outrigger_notifications_history_messages)", "messages", n),
+                ),
+                description="Channels holding history and the messages kept in all, as the "
+                "trim loop last counted them (bounded by OUTRIGGER_NOTIFICATIONS_HISTORY_MAX_"
+                "LENGTH per channel and _MAX_AGE_SECONDS).",
+            ),
+            Panel(
+                "Dead letters",
+                (
+                    q(
+                        "sum(increase(outrigger_bus_dead_lettered_total"
+                        '{queue="notifications.ingest"}[1h]))',
+                        "in the last hour",
+                        sporadic=True,
+                    ),
+                ),
+                description="Messages on notifications.ingest that could not become "
+                "notifications, sent to notifications.ingest.dlq with the reason "
+                "(NotificationsIngestDeadLetters).",
+            ),
+        ),
+    )
+
+
+OWN_ROWS: dict[str, Row] = {
+    "audit": _audit(),
+    "event-store": _event_store(),
+    "cache": _cache(),
+    "notifications": _notifications(),
+}
 
 
 def dashboards() -> list[Dashboard]:

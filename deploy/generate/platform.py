@@ -45,6 +45,16 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class PodsMetric:
+    """A per-pod metric the HorizontalPodAutoscaler scales on, beside CPU: the average over the
+    service's pods it keeps each pod near. The cluster serves it through the custom metrics API
+    (prometheus-adapter, see deploy/README.md)."""
+
+    name: str
+    average: str
+
+
+@dataclass(frozen=True)
 class Deployed:
     name: str
     backends: tuple[Backend, ...]
@@ -56,6 +66,10 @@ class Deployed:
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
     memory_limit: str = "512Mi"
+    scale_on: tuple[PodsMetric, ...] = ()  # besides CPU
+    # browsers reach it (through the cluster's ingress controller), not only labelled clients
+    public: bool = False
+    open_files: int | None = None  # a connection is a file: compose raises its `nofile` to this
 
     @property
     def info(self) -> catalog.ServiceInfo:
@@ -95,6 +109,38 @@ DEPLOYED: tuple[Deployed, ...] = (
         "cache",
         (REDIS, RABBITMQ),
         queues=(Queue("cache.invalidations", fed_by="event-store"),),
+    ),
+    Deployed(
+        "notifications",
+        (REDIS, RABBITMQ),
+        # outrigger.notifications, and the event store's events with INGEST_EVENTS (below)
+        queues=(Queue("notifications.ingest", fed_by="event-store"),),
+        settings=(
+            Setting(
+                "OUTRIGGER_NOTIFICATIONS_INGEST_EVENTS",
+                "true",
+                "events to streams.<id> and categories.<c>",
+            ),
+            Setting(
+                "OUTRIGGER_NOTIFICATIONS_HISTORY_MAX_LENGTH", "1000", "messages kept per channel"
+            ),
+            Setting(
+                "OUTRIGGER_NOTIFICATIONS_HISTORY_MAX_AGE_SECONDS", "86400", "for at most a day"
+            ),
+            Setting(
+                "OUTRIGGER_NOTIFICATIONS_SLOW_CONSUMER_POLICY",
+                "disconnect",
+                "or drop-oldest: when a queue is full",
+            ),
+            Setting("OUTRIGGER_NOTIFICATIONS_QUEUE_SIZE", "1000", "frames per subscriber"),
+            Setting("OUTRIGGER_NOTIFICATIONS_HEARTBEAT_SECONDS", "15", "below proxies' idle cut"),
+        ),
+        cpu_request="250m",
+        memory_request="256Mi",
+        memory_limit="1Gi",  # about 25 KB per subscriber: 20,000 connections at most
+        scale_on=(PodsMetric("outrigger_notifications_connections", "5000"),),
+        public=True,
+        open_files=65536,
     ),
 )
 

@@ -56,6 +56,8 @@ def compose_service(service: Deployed) -> str:
     if POSTGRES in service.backends:
         lines.append("    migrate: {condition: service_completed_successfully}")
     lines += [f"    {backend.name}: {{condition: service_healthy}}" for backend in service.backends]
+    if service.open_files is not None:
+        lines.append(f"  ulimits: {{nofile: {service.open_files}}}  # a connection is a file")
     lines += [
         "  healthcheck:",
         "    <<: *readiness",

@@ -1,8 +1,8 @@
 """Typed HTTP clients for the Outrigger services (the Python SDK): async ones, and blocking
 facades of them for scripts (`outrigger.clients.sync`). They return the dataclasses of
-`event_store_models`, `cache_models` and `audit_models`, and raise the `outrigger.errors` class
-of the problem a service answers. `audit_verify` checks the audit service's checkpoints, proofs
-and exports offline."""
+`event_store_models`, `cache_models`, `audit_models` and `notifications_models`, and raise the
+`outrigger.errors` class of the problem a service answers. `audit_verify` checks the audit
+service's checkpoints, proofs and exports offline."""
 
 from outrigger.clients.audit import AuditClient
 from outrigger.clients.audit_models import (
@@ -40,7 +40,20 @@ from outrigger.clients.event_store_models import (
     StreamMetadata,
     StreamPage,
 )
-from outrigger.clients.sync import SyncAuditClient, SyncCacheClient, SyncEventStoreClient
+from outrigger.clients.notifications import NotificationsClient
+from outrigger.clients.notifications_models import (
+    ChannelInfo,
+    Notification,
+    Published,
+    Received,
+    Reset,
+)
+from outrigger.clients.sync import (
+    SyncAuditClient,
+    SyncCacheClient,
+    SyncEventStoreClient,
+    SyncNotificationsClient,
+)
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -49,6 +62,7 @@ __all__ = [
     "AuditRecord",
     "CacheClient",
     "CachedValue",
+    "ChannelInfo",
     "Checkpoint",
     "ConsistencyProof",
     "EventStoreClient",
@@ -64,9 +78,14 @@ __all__ = [
     "LogPage",
     "Lookup",
     "Mismatch",
+    "Notification",
+    "NotificationsClient",
+    "Published",
     "Receipt",
+    "Received",
     "RecordPage",
     "RecordedEvent",
+    "Reset",
     "ServiceClient",
     "Snapshot",
     "StoredEntry",
@@ -76,6 +95,7 @@ __all__ = [
     "SyncAuditClient",
     "SyncCacheClient",
     "SyncEventStoreClient",
+    "SyncNotificationsClient",
     "Verification",
     "verify_export",
 ]

@@ -1,4 +1,5 @@
-"""Blocking clients for scripts: `SyncEventStoreClient`, `SyncCacheClient`, `SyncAuditClient`.
+"""Blocking clients for scripts: `SyncEventStoreClient`, `SyncCacheClient`, `SyncAuditClient`,
+`SyncNotificationsClient`.
 
     with SyncEventStoreClient("http://127.0.0.1:8002", token=token) as events:
         events.append("order-7", [{"type": "Placed", "data": {"total": 42}}])
@@ -30,6 +31,7 @@ from outrigger.clients.audit import AuditClient
 from outrigger.clients.base import ServiceClient
 from outrigger.clients.cache import CacheClient
 from outrigger.clients.event_store import EventStoreClient
+from outrigger.clients.notifications import NotificationsClient
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Mapping
@@ -345,3 +347,12 @@ class SyncAuditClient(_BlockingClient[AuditClient]):
     follow = _Iterating(AuditClient.follow)
     export = _Iterating(AuditClient.export)
     export_ndjson = _Iterating(AuditClient.export_ndjson)
+
+
+class SyncNotificationsClient(_BlockingClient[NotificationsClient]):
+    """`NotificationsClient`, blocking; `subscribe` is an iterator (it reconnects by itself)."""
+
+    client_class = NotificationsClient
+    publish = _Blocking(NotificationsClient.publish)
+    channel = _Blocking(NotificationsClient.channel)
+    subscribe = _Iterating(NotificationsClient.subscribe)

@@ -111,6 +111,8 @@ def test_the_services_come_from_the_one_image_on_their_ports(platform: Any) -> N
         assert grace <= 10, "SSE streams end at once: the drain waits for requests only"
         for backend in deployed.backends:
             assert env[backend.setting].split("://")[1].startswith(("outrigger:", ":"))
+        if deployed.open_files is not None:  # each open connection holds a file descriptor
+            assert service["ulimits"] == {"nofile": deployed.open_files}
         waits = service["depends_on"]
         for backend in deployed.backends:
             assert waits[backend.name] == {"condition": "service_healthy"}

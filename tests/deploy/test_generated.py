@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from deploy.generate import __main__ as generate
-from deploy.generate import regions
+from deploy.generate import panels, regions
 from deploy.generate.platform import (
     ANY_CONSUMER,
     ANY_SERVICE,
@@ -50,6 +50,20 @@ def test_own_settings_reach_compose_and_the_config_map_and_own_secrets_compose_o
         for secret in service.own_secrets:
             assert f"{secret}: ${{{secret}:?set {secret} in .env" in block
     assert "OUTRIGGER_AUDIT_SIGNING_KEY" in deployed("audit").own_secrets
+
+
+def test_what_an_autoscaler_scales_on_is_on_the_services_dashboard() -> None:
+    dashboards = {dashboard.uid: dashboard for dashboard in panels.dashboards()}
+    for service in DEPLOYED:
+        shown = " ".join(
+            query.expr
+            for row in dashboards[f"outrigger-{service.name}"].rows
+            for panel in row.panels
+            for query in panel.queries
+        )
+        for metric in service.scale_on:
+            assert f"{metric.name})" in shown, f"{service.name} scales on {metric.name}, unseen"
+    assert deployed("notifications").scale_on
 
 
 def test_deployed_services_are_catalog_services_on_their_ports() -> None:

@@ -11,7 +11,7 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
-from deploy.generate.kubernetes import CLIENT_LABEL, OTLP_PORT
+from deploy.generate.kubernetes import CLIENT_LABEL, INGRESS_LABEL, OTLP_PORT
 from deploy.generate.platform import COMMON_SECRETS, DEPLOYED
 from tests.deploy.support import render
 
@@ -219,6 +219,12 @@ def test_scaling_and_disruption_budgets(rendered: list[dict[str, Any]]) -> None:
         assert hpa["spec"]["scaleTargetRef"]["name"] == service.name
         assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
         assert "replicas" not in of_kind(rendered, "Deployment")[service.name]["spec"]
+        metrics = hpa["spec"]["metrics"]
+        assert [m["pods"]["metric"]["name"] for m in metrics if m["type"] == "Pods"] == [
+            metric.name for metric in service.scale_on
+        ]
+        [cpu] = [m["resource"] for m in metrics if m["type"] == "Resource"]
+        assert cpu["name"] == "cpu"
         pdb = of_kind(rendered, "PodDisruptionBudget")[service.name]
         assert pdb["spec"]["maxUnavailable"] == 1
         monitor = of_kind(rendered, "ServiceMonitor")[service.name]
@@ -272,3 +278,10 @@ def test_network_policies_let_each_service_reach_only_what_it_needs(
         assert ingress_ports == {"http"}
         callers = [peer for rule in spec["ingress"] for peer in rule["from"]]
         assert {"podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}} in callers
+        # browsers reach a public service through the ingress controller; its namespace's pods
+        # may call it too. Any other service admits labelled clients (and Prometheus) only.
+        anyone = [
+            {"podSelector": {}},
+            {"namespaceSelector": {"matchLabels": {INGRESS_LABEL: "true"}}},
+        ]
+        assert [peer for peer in anyone if peer in callers] == (anyone if service.public else [])

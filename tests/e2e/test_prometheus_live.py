@@ -205,6 +205,9 @@ def test_prometheus_scrapes_the_platform_and_every_query_has_data(
         "OUTRIGGER_STEALTH_KEYS": f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
         "OUTRIGGER_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "OUTRIGGER_CACHE_KEY_PREFIX": f"live{secrets.token_hex(4)}",
+        "OUTRIGGER_NOTIFICATIONS_KEY_PREFIX": f"live{secrets.token_hex(4)}",
+        "OUTRIGGER_NOTIFICATIONS_INGEST_EVENTS": "true",  # the event store's events flow in
+        "OUTRIGGER_NOTIFICATIONS_TRIM_INTERVAL_SECONDS": "1",  # history gauges counted soon
         "OUTRIGGER_EVENT_STORE_METRICS_INTERVAL_SECONDS": "0.5",
     }
     for info in services:
@@ -456,8 +459,29 @@ def _audit_traffic(client: httpx.Client, traffic: list[str]) -> None:
     _note(traffic, client.get("/v1/verify", params={"tenant": tenant}))
 
 
+def _notifications_traffic(client: httpx.Client, traffic: list[str]) -> None:
+    """A publish and its retry (a duplicate), a subscription that replays it and then receives a
+    live one, a channel described. The event store's events come in through the queue."""
+
+    def publish(key: str) -> httpx.Response:
+        body = {"event": "live.checked", "data": {"key": key}, "id": key}
+        return client.post("/v1/channels/live.checks/events", json=body)
+
+    _note(traffic, publish("live-1"))
+    _note(traffic, publish("live-1"))
+    query = {"channel": "live.>", "since": "earliest"}
+    with client.stream("GET", "/v1/sse", params=query) as stream:
+        _note(traffic, stream)
+        lines = stream.iter_lines()
+        next(line for line in lines if line.startswith("id:"))  # replayed
+        _note(traffic, publish("live-2"))
+        next(line for line in lines if line.startswith("id:"))  # live
+    _note(traffic, client.get("/v1/channels/live.checks"))
+
+
 TRAFFIC: dict[str, Callable[[httpx.Client, list[str]], None]] = {
     "audit": _audit_traffic,
     "event-store": _event_store_traffic,
     "cache": _cache_traffic,
+    "notifications": _notifications_traffic,
 }

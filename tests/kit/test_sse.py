@@ -48,9 +48,11 @@ async def test_parsing_follows_the_event_stream_rules() -> None:
         b"data\n\n"  # a field with no colon has an empty value
         b"data:no space\nretry: 1500\nunknown: ignored\n\n"
         b"id: has\0nul\ndata: x\n\n"  # an id with NUL is ignored
+        b"retry: 250\n\n"  # a reconnection time alone still applies
         b"data: unfinished"
     )
-    empty, spaced, nul = await read(stream)
+    empty, spaced, nul, retry = await read(stream)
     assert empty.data == [""]
     assert (spaced.data, spaced.retry) == (["no space"], 1500)
     assert nul.id is None
+    assert (retry.retry, retry.is_heartbeat) == (250, True)
