@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import resource
 import signal
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,9 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
+MAX_OPEN_FILES = 1_048_576  # Linux's default nr_open, when the hard limit is unlimited
+
+
 def _freeze_startup_objects() -> None:
     """Moves everything imports and the lifespan built out of the collector's reach (`gc.freeze`).
 
@@ -71,6 +75,17 @@ def _freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _open_files_to_the_hard_limit() -> None:
+    """Raises the soft limit of open files to the hard one, as Go's runtime does: each client
+    connection is a file, and a soft limit of 1,024 (many shells' default) would refuse
+    connections long before `http_max_connections` (the notifications hub holds thousands)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _server(app: FastAPI, host: str, port: int, settings: Settings) -> _Server:
@@ -88,6 +103,7 @@ def run(
 ) -> None:
     """Serves each app on its bound socket until SIGINT or SIGTERM; calls `started` once every
     server has started (not at all if one fails to)."""
+    _open_files_to_the_hard_limit()
     servers = []
     for app, sock in zip(apps, sockets, strict=True):
         host, port = sock.getsockname()[:2]

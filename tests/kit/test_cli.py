@@ -239,3 +239,20 @@ def test_migrating_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
 )
 def test_urls_are_shown_without_their_password(url: str, shown: str | None) -> None:
     assert without_password(url) == (shown or url)
+
+
+def test_serving_lifts_the_soft_open_files_limit_to_the_hard_one() -> None:
+    """Every connection is a file: a shell's soft limit of 1,024 must not cap a hub."""
+    code = (
+        "import resource\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "from outrigger.cli.serve import _open_files_to_the_hard_limit\n"
+        "_open_files_to_the_hard_limit()\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "print(soft == hard or (hard == resource.RLIM_INFINITY and soft > 256))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert result.stdout.strip() == "True"

@@ -18,7 +18,7 @@ def invalid_channel(channel: str, *, pattern: bool = False) -> InvalidInput:
     shown = channel if len(channel) <= 64 else channel[:61] + "..."
     extra = "; '*' stands for one segment and a final '>' for the rest" if pattern else ""
     return InvalidInput(
-        f"{what} {shown!r} is not valid: expected 1-200 characters, segments of "
+        f"{what} {shown!r} is not valid: expected 1-256 characters, segments of "
         f"A-Z a-z 0-9 _ - : separated by dots{extra}"
     )
 
