@@ -78,7 +78,10 @@ class Hub:
         self._delivered: HistoryId = HistoryId(time.time_ns() // 1_000_000, 0)
         self._feed_cut = False
         tick = min(heartbeat_seconds, send_timeout_seconds / 2, presence_seconds)
-        self._feed = Periodic(self._follow, FEED_RETRY_SECONDS, name="notifications-feed")
+        # the feed's step lasts as long as the feed: nothing is lost by cancelling it at once
+        self._feed = Periodic(
+            self._follow, FEED_RETRY_SECONDS, name="notifications-feed", grace=0.0
+        )
         self._keeper = Periodic(self._keep, tick, name="notifications-keeper")
         self._next_heartbeat = self._next_report = 0.0
 
