@@ -25,6 +25,7 @@ from outrigger.auth.tokens import TokenIssuer, TokenVerifier, auth_from_settings
 
 if TYPE_CHECKING:
     from outrigger.auth.dependencies import (
+        ACCESS_TOKEN,
         BEARER,
         ScopeCheck,
         authenticate,
@@ -32,10 +33,12 @@ if TYPE_CHECKING:
         bearer_token,
         require_scope,
         required_scopes,
+        takes_query_token,
     )
 
 _DEPENDENCIES = frozenset(
     {
+        "ACCESS_TOKEN",
         "BEARER",
         "ScopeCheck",
         "authenticate",
@@ -43,10 +46,12 @@ _DEPENDENCIES = frozenset(
         "bearer_token",
         "require_scope",
         "required_scopes",
+        "takes_query_token",
     }
 )
 
 __all__ = [
+    "ACCESS_TOKEN",
     "ALL_SCOPES",
     "BEARER",
     "NO_KEY_IN_PRODUCTION",
@@ -65,6 +70,7 @@ __all__ = [
     "channel_matches",
     "require_scope",
     "required_scopes",
+    "takes_query_token",
     "thumbprint",
 ]
 

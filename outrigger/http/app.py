@@ -13,7 +13,7 @@ from outrigger import __version__
 from outrigger.auth import TokenVerifier
 from outrigger.http import health
 from outrigger.http.disconnect import CancelOnDisconnect
-from outrigger.http.middleware import RequestMiddleware
+from outrigger.http.middleware import RequestMiddleware, redact_query
 from outrigger.http.openapi import install_problem_documentation
 from outrigger.http.problems import install_problem_handlers
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from fastapi import APIRouter, FastAPI
+    from opentelemetry.trace import Span
+    from starlette.types import Scope
 
     from outrigger.settings import Settings
 
@@ -101,8 +103,19 @@ def create_app(
         os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls="healthz,readyz,metrics", server_request_hook=_redact_token
+        )
     return app
+
+
+def _redact_token(span: Span, scope: Scope) -> None:
+    """Shows `url.query` with a token in it (`?access_token=`) as `REDACTED`."""
+    query = scope.get("query_string", b"")
+    if query and span.is_recording():
+        redacted = redact_query(query)
+        if redacted != query.decode("latin-1"):
+            span.set_attribute("url.query", redacted)
 
 
 def _tracing_enabled() -> bool:

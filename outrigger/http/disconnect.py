@@ -11,7 +11,6 @@ quick requests cost a timer, streaming responses (SSE) watch their clients thems
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -58,7 +57,11 @@ class CancelOnDisconnect:
 
 class _Request:
     """The request's `receive`, and a watcher that waits for `http.disconnect` once the app has
-    read the body (so that it never takes a body message the app wants)."""
+    read the body (so that it never takes a body message the app wants). What only a watcher
+    needs is made when one starts: a streaming response keeps its `_Request` for as long as it
+    streams, thousands of them at once."""
+
+    __slots__ = ("_body_read", "_done", "_pending", "_receive", "_watcher", "client_gone", "task")
 
     def __init__(self, receive: Receive, has_body: bool) -> None:
         task = asyncio.current_task()
@@ -66,18 +69,21 @@ class _Request:
         self.task = task
         self.client_gone = False
         self._receive = receive
-        self._body_read = asyncio.Event()
-        if not has_body:
-            self._body_read.set()
-        self._pending: deque[Message] = deque()
+        # set once the app has read the whole body; None: there is none to wait for
+        self._body_read = asyncio.Event() if has_body else None
+        self._pending: list[Message] | None = None  # what the watcher received for the app
         self._watcher: asyncio.Task[None] | None = None
         self._done = False
 
     async def receive(self) -> Message:
         if self._pending:
-            return self._pending.popleft()
+            return self._pending.pop(0)
         message = await self._receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
+        if (
+            self._body_read is not None
+            and message["type"] == "http.request"
+            and not message.get("more_body", False)
+        ):
             self._body_read.set()
         return message
 
@@ -94,10 +100,12 @@ class _Request:
             self._watcher = None
 
     async def _wait_for_disconnect(self) -> None:
-        await self._body_read.wait()
+        if self._body_read is not None:
+            await self._body_read.wait()
         while True:
             message = await self._receive()
-            self._pending.append(message)  # the (empty) body of a body-less request, if unread
+            # the (empty) body of a body-less request, if unread
+            self._pending = [*(self._pending or ()), message]
             if message["type"] == "http.disconnect":
                 break
         if not self._done:

@@ -1,6 +1,10 @@
 """The one middleware every request passes: request id, body limit, metrics, access log, crashes.
 
 Pure ASGI, so streaming responses (SSE) pass through untouched and nothing is buffered.
+
+The access log names a request's path, never its query string, which may carry a token
+(`?access_token=`, see `outrigger.auth.dependencies`); `redact_query` is for the places that
+show a query (traces).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import re
 import time
 import uuid
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode
 
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
@@ -41,6 +46,8 @@ _UNLOGGED = frozenset({"/healthz", "/readyz", "/metrics"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 log = logging.getLogger("outrigger.http")
+REDACTED = "REDACTED"
+SECRET_PARAMETERS = frozenset({"access_token"})
 
 
 class RequestMiddleware:
@@ -182,3 +189,13 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def redact_query(query_string: bytes) -> str:
+    """A request's query string with the value of every secret parameter (`access_token`)
+    replaced by `REDACTED`, as it is shown in traces."""
+    query = query_string.decode("latin-1")
+    if not any(name in query for name in SECRET_PARAMETERS):
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, REDACTED if k in SECRET_PARAMETERS else v) for k, v in pairs])

@@ -9,7 +9,14 @@ JSON (`outrigger.http.bodies`).
 
 `RequestRoute` is for the few hot paths whose cost FastAPI's parameter machinery would dominate:
 the endpoint takes the `Request` and parses it itself, and the route describes itself in OpenAPI
-from its own declaration (`openapi.parameter`, `openapi.query_parameters`).
+from its own declaration (`openapi.parameter`, `openapi.query_parameters`). It is also the lean
+way to serve a long response: while a response streams, everything its request passed through
+stays in memory, and a `RequestRoute` passes through nothing but its endpoint (no exit stacks,
+no dependency solving), which on an SSE hub holding thousands of streams is most of what each
+one costs.
+
+Either route accepts the token as `?access_token=` too when it says so (`require_scope(scope,
+query_token=True)`, `RequestRoute(..., query_token=True)`): see `outrigger.auth.dependencies`.
 """
 
 from __future__ import annotations
@@ -17,16 +24,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi.routing import APIRoute
+from starlette.requests import Request
 
-from outrigger.auth import BEARER, authorize, required_scopes
+from outrigger.auth import (
+    ACCESS_TOKEN,
+    BEARER,
+    authorize,
+    required_scopes,
+    takes_query_token,
+)
+from outrigger.auth.dependencies import ACCESS_TOKEN_DESCRIPTION
 from outrigger.http.bodies import StrictJSONRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Coroutine
     from typing import Any
 
-    from starlette.requests import Request
     from starlette.responses import Response
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -37,10 +52,11 @@ class ServiceRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         scopes = required_scopes(self.dependant)
+        query_token = takes_query_token(self.dependant)
 
         async def authorized_first(request: Request) -> Response:
             for scope in scopes:
-                authorize(request, scope)
+                authorize(request, scope, query_token=query_token)
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return authorized_first
@@ -53,6 +69,9 @@ class RequestRoute(APIRoute):
     headers itself and returns a `Response`. OpenAPI describes the route from this declaration:
     `responses`, `openapi_extra` (its parameters) and the scopes, as security. Put ahead of the
     routers (`app.router.routes.insert(0, route)`), it also skips their dispatch.
+    `query_token=True`: the token may come as `?access_token=` too (documented as a parameter).
+
+    The endpoint's errors are answered by the app's exception handlers, as any route's.
     """
 
     def __init__(
@@ -61,14 +80,18 @@ class RequestRoute(APIRoute):
         endpoint: Callable[..., Any],
         *,
         scopes: Collection[str],
+        query_token: bool = False,
         openapi_extra: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
         self.scopes = tuple(scopes)
-        security = {"security": [{BEARER.scheme_name: list(self.scopes)}]} if self.scopes else {}
-        super().__init__(
-            path, endpoint, openapi_extra={**security, **(openapi_extra or {})}, **options
-        )
+        self.query_token = query_token
+        extra = dict(openapi_extra or {})
+        if self.scopes:
+            extra.setdefault("security", [{BEARER.scheme_name: list(self.scopes)}])
+        if query_token:
+            extra["parameters"] = [*extra.get("parameters", ()), _ACCESS_TOKEN_PARAMETER]
+        super().__init__(path, endpoint, openapi_extra=extra, **options)
         dependant = self.dependant
         declared = [
             *dependant.path_params,
@@ -84,13 +107,36 @@ class RequestRoute(APIRoute):
                 f"be given {[getattr(item, 'name', item) for item in declared]}"
             )
 
+        self.app = _answering(self.get_route_handler())
+
     def get_route_handler(self) -> Handler:
         endpoint: Handler = self.endpoint
-        scopes = self.scopes
+        scopes, query_token = self.scopes, self.query_token
 
         async def authorized_first(request: Request) -> Response:
             for scope in scopes:
-                authorize(request, scope)
+                authorize(request, scope, query_token=query_token)
             return await endpoint(request)
 
         return authorized_first
+
+
+_ACCESS_TOKEN_PARAMETER = {
+    "name": ACCESS_TOKEN,
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": ACCESS_TOKEN_DESCRIPTION,
+}
+
+
+def _answering(handler: Handler) -> ASGIApp:
+    """The route's ASGI app: the handler's response, sent. Nothing else stays on the stack while
+    it is sent; an error goes up to the app's exception handlers (Starlette's
+    `ExceptionMiddleware`)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app

@@ -1,5 +1,6 @@
-"""Server-Sent Events: sse-starlette's response, ending quietly when a client stops reading and
-politely when the server stops.
+"""Server-Sent Events: sse-starlette's response (`EventStream`), and a lean one for hubs that
+hold many thousands of streams (`FrameStream`), both ending quietly when a client stops reading
+and politely when the server stops.
 
 sse-starlette gives up on a send after `send_timeout` seconds by raising `SendTimeoutError`
 out of the app, which every layer above logged as an unhandled crash with its stack trace. A
@@ -10,22 +11,35 @@ A server that starts to stop calls `end_streams(app)`: each open stream of `app`
 its client had gone, and sends one last frame, `event: shutdown` with a `retry:` hint, before it
 ends. EventSource clients reconnect by themselves (with `Last-Event-ID`, so they lose nothing),
 and the drain no longer waits for streams that would never end on their own.
+
+`FrameStream` is for a hub that fans messages out to thousands of streams in one process:
+sse-starlette runs four tasks per stream and a cancel scope per send (51 KB per stream, and a few
+messages a second at 5,000 streams). A `FrameStream` is pure ASGI: it sends what its
+`FrameSource` has queued, all of it joined into one body part per send, and runs one extra task,
+which only waits for the client to leave. It has no timer of its own: whoever feeds it watches
+`sending_since` and gives up a send the client does not read (`time_out`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 from prometheus_client import Counter
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
+from starlette.responses import Response
 
+from outrigger.errors import OutriggerError
 from outrigger.sse import encode_json
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.types import Message, Receive, Scope, Send
 
 RECONNECT_AFTER_MS = 1000
@@ -43,48 +57,52 @@ SEND_TIMEOUTS = Counter(
 )
 log = logging.getLogger("outrigger.http.sse")
 
-_open: weakref.WeakKeyDictionary[Any, set[anyio.Event]] = weakref.WeakKeyDictionary()
+# each open stream of an app, as the callable that ends it (with the shutdown frame)
+_open: weakref.WeakKeyDictionary[Any, set[Callable[[], object]]] = weakref.WeakKeyDictionary()
 
 
 def end_streams(app: Any) -> None:
-    """Asks every open `EventStream` of `app` to send its `shutdown` event and end.
+    """Asks every open `EventStream` and `FrameStream` of `app` to send its `shutdown` event
+    and end.
 
     A server calls it when it starts to stop (uvicorn's `should_exit`); the streams end at the
     next turn of the event loop.
     """
-    for ending in list(_open.get(app, ())):
-        ending.set()
+    for end in list(_open.get(app, ())):
+        end()
 
 
 class EventStream(EventSourceResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ending = anyio.Event()
         streams = _streams_of(scope.get("app"))
-        streams.add(ending)
+        streams.add(ending.set)
         progress = _Progress(send)
         try:
             await super().__call__(scope, _until(ending, receive), progress.send)
         except* SendTimeoutError:
-            app = scope.get("app")
-            service = getattr(getattr(app, "state", None), "service", "unknown")
-            route = getattr(scope.get("route"), "path", scope["path"])
-            SEND_TIMEOUTS.labels(service, route).inc()
-            log.warning(
-                "closed an SSE stream on %s: the client read nothing for %g s",
-                scope["path"],
-                self.send_timeout,
-            )
+            _count_send_timeout(scope, self.send_timeout)
         finally:
-            streams.discard(ending)
+            streams.discard(ending.set)
         if ending.is_set() and not progress.finished:
             with anyio.move_on_after(FINAL_SEND_SECONDS):
                 await progress.finish(self, SHUTDOWN_FRAME)
 
 
-def _streams_of(app: Any) -> set[anyio.Event]:
+def _streams_of(app: Any) -> set[Callable[[], object]]:
     if app is None:
         return set()  # nothing can end it: an app outside a server
     return _open.setdefault(app, set())
+
+
+def _count_send_timeout(scope: Scope, seconds: float | None) -> None:
+    app = scope.get("app")
+    service = getattr(getattr(app, "state", None), "service", "unknown")
+    route = getattr(scope.get("route"), "path", scope["path"])
+    SEND_TIMEOUTS.labels(service, route).inc()
+    log.warning(
+        "closed an SSE stream on %s: the client read nothing for %g s", scope["path"], seconds
+    )
 
 
 def _until(ending: anyio.Event, receive: Receive) -> Receive:
@@ -134,3 +152,139 @@ class _Progress:
                 }
             )
         await self.send({"type": "http.response.body", "body": last, "more_body": False})
+
+
+STREAM_HEADERS: Final = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # nginx (and ingress-nginx) pass each frame on at once
+)
+
+
+class FrameSource(Protocol):
+    """What one `FrameStream` sends: frames queued by whoever feeds it (a hub)."""
+
+    def attach(self, stream: FrameStream) -> None:
+        """The stream starts (its head is about to be sent): from now on it takes this source's
+        frames. The feeder keeps it to watch `sending_since` and to `abandon` or `time_out` a
+        send the client does not read."""
+        ...
+
+    async def take(self) -> bytes | None:
+        """Every frame queued now, joined into one body part, waiting while there is none;
+        None once the source is closed (the stream then ends). An `OutriggerError` ends the
+        stream too, logged as a warning."""
+        ...
+
+    def close(self, reason: str) -> None:
+        """The stream is ending: `take` answers None from now on. `reason` is "client_gone"
+        (it left), "shutdown" (the server is stopping) or "ended" (the stream ended for the
+        source's own reason). Called once at least; must be idempotent."""
+        ...
+
+
+class FrameStream(Response):
+    """A Server-Sent Events response that sends what a `FrameSource` queues (module doc).
+
+    It ends when the source's `take` answers None (a last, empty body part), when the client
+    leaves (nothing more is sent), when the server stops (`end_streams`: the `shutdown` event
+    last), or when its feeder gives up a send the client does not read (`abandon`,
+    `time_out`): the stream then returns at once without its last part, and the server closes
+    the connection.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, source: FrameSource, *, status_code: int = 200) -> None:
+        # not Response.__init__: no body to render, and its headers are the shared ones
+        self.source = source
+        self.status_code = status_code
+        self.background = None
+        self.raw_headers = list(STREAM_HEADERS)
+        self.sending_since: float | None = None
+        """The event loop's time at which the send under way began; None between sends."""
+        self._task: asyncio.Task[Any] | None = None
+        self._abandoned = False
+        self._timed_out: float | None = None
+        self._shutdown = False
+
+    def abandon(self) -> None:
+        """Gives up the send under way, if there is one (else nothing happens): the stream
+        ends at once, without its last part, and the server closes the connection."""
+        if self.sending_since is not None and self._task is not None and not self._abandoned:
+            self._abandoned = True
+            self._task.cancel()  # it waits in `send`: nothing of this part was written
+
+    def time_out(self, seconds: float) -> None:
+        """`abandon`, counted in `outrigger_sse_send_timeouts_total` and logged as one warning
+        line: the client read nothing for `seconds`."""
+        if self.sending_since is not None and not self._abandoned:
+            self._timed_out = seconds
+            self.abandon()
+
+    def shut_down(self) -> None:
+        """Ends the stream with the `shutdown` event (see `end_streams`)."""
+        self._shutdown = True
+        self.source.close("shutdown")
+        self.abandon()  # a send the client does not read would hold the shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._task = asyncio.current_task()
+        streams = _streams_of(scope.get("app"))
+        end = self.shut_down
+        streams.add(end)
+        source = self.source
+        source.attach(self)
+        watcher = asyncio.create_task(self._watch(receive))
+        try:
+            if not self._shutdown:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": self.status_code,
+                        "headers": self.raw_headers,
+                    }
+                )
+                await self._send_frames(send)
+        finally:
+            streams.discard(end)
+            source.close("ended")
+            watcher.cancel()
+        if self._timed_out is not None:
+            _count_send_timeout(scope, self._timed_out)
+        if self._abandoned and not self._shutdown:
+            return  # the client reads nothing: the server closes the connection
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FINAL_SEND_SECONDS):
+                last = SHUTDOWN_FRAME if self._shutdown else b""
+                await send({"type": "http.response.body", "body": last, "more_body": False})
+
+    async def _send_frames(self, send: Send) -> None:
+        take, now = self.source.take, asyncio.get_running_loop().time
+        while True:
+            try:
+                body = await take()
+            except OutriggerError as exc:
+                log.warning("ended an SSE stream: %s", exc.detail)
+                return
+            if body is None:
+                return
+            self.sending_since = now()
+            try:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            except asyncio.CancelledError:
+                task = self._task
+                if not self._abandoned or task is None or task.uncancel() > 0:
+                    raise  # cancelled by someone else too: theirs to handle
+                return
+            finally:
+                self.sending_since = None
+
+    async def _watch(self, receive: Receive) -> None:
+        """Waits for the client to leave, then closes the source (which ends the stream)."""
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        except Exception:  # the server's receive failed: the connection is as good as gone
+            log.debug("receive failed on an SSE stream", exc_info=True)
+        self.source.close("client_gone")

@@ -1,13 +1,13 @@
 """Every operation of every service, tried by schemathesis against its own OpenAPI document.
 
 Each installed service is built as `outrigger dev` builds it (embedded backends: a migrated
-SQLite file, the in-memory cache and bus) and called in-process with a token holding every scope.
-Schemathesis generates schema-valid requests (derandomized: the same ones on every run; at most
-15 per operation, 2 for an event stream, read for 2 s) and checks that none gets a 5xx, that
-every answer fits the documented status codes, content types, headers and bodies, and that no
-schema-valid request is refused with a 4xx other than the documented business outcomes (401,
-403, 404, 409, 410, 412). Every operation is tried; the failure reported for each is the first
-its examples met.
+SQLite file, the in-memory cache and bus) and called in-process with a token holding every scope
+and every channel (so that subscriptions are opened). Schemathesis generates schema-valid
+requests (derandomized: the same ones on every run; at most 15 per operation, 2 for an event
+stream, read for 2 s) and checks that none gets a 5xx, that every answer fits the documented
+status codes, content types, headers and bodies, and that no schema-valid request is refused
+with a 4xx other than the documented business outcomes (401, 403, 404, 409, 410, 412). Every
+operation is tried; the failure reported for each is the first its examples met.
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def service_app(
         for name, value in _environment(folder).items():
             patch.setenv(name, value)
         patch.chdir(folder)
-        token = bearer(load_settings())["Authorization"].removeprefix("Bearer ")
+        # every channel granted, so that subscriptions (notifications) are opened, not refused
+        headers = bearer(load_settings(), channels=["**"])
+        token = headers["Authorization"].removeprefix("Bearer ")
         yield info.app_factory()(), token
 
 
