@@ -1,5 +1,5 @@
-"""Wiring: the hub's app, with history, presence, the bus (for audit records), the hub, the
-trim loop and the probes.
+"""Wiring: the hub's app, with history, presence, the hub, the trim loop, the bus (ingestion
+and audit records) and the probes.
 
 `outrigger serve notifications` (or `python -m services.notifications`) calls `build_app()`.
 Everything that does I/O is built in the lifespan and closed there, in reverse order. When the
@@ -17,8 +17,9 @@ from outrigger.bus import connect_bus
 from outrigger.http import create_app, dependency
 from outrigger.settings import load_settings
 from outrigger.tasks import Periodic
-from services.notifications.adapters.memory import MemoryHistory, MemoryPresence
+from services.notifications.adapters import build_history
 from services.notifications.api import ROUTERS, ROUTES
+from services.notifications.consumers import MessageIngest, subscribe_messages
 from services.notifications.domain import MAX_DATA_BYTES
 from services.notifications.settings import NotificationsSettings
 from services.notifications.usecases import Hub, Limits, NotificationsService
@@ -44,24 +45,10 @@ def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            # the Redis adapter lands with build_history
-            history = MemoryHistory(
-                max_length=settings.notifications_history_max_length,
-                max_age_seconds=settings.notifications_history_max_age_seconds,
-                dedupe_seconds=settings.notifications_dedupe_seconds,
-            )
-            presence = MemoryPresence()
+            history, presence = build_history(settings)
             stack.push_async_callback(history.close)
             await stack.enter_async_context(
                 dependency(app, "history", check=history.check, start=history.start)
-            )
-            bus = connect_bus(
-                settings.amqp_url, source="notifications", prefetch=settings.amqp_prefetch
-            )
-            stack.push_async_callback(bus.close)
-            # Without the broker, streams and HTTP publishing go on; audit records are logged.
-            await stack.enter_async_context(
-                dependency(app, "bus", check=bus.check, start=bus.start, required=False)
             )
             hub = Hub(
                 history,
@@ -82,9 +69,28 @@ def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
             )
             trim.start()
             stack.push_async_callback(trim.stop)
-            app.state.notifications = NotificationsService(
-                history, presence, hub, AuditTrail(bus, "notifications")
+            bus = connect_bus(
+                settings.amqp_url, source="notifications", prefetch=settings.amqp_prefetch
             )
+            stack.push_async_callback(bus.close)  # which cancels the ingest subscription
+            service = NotificationsService(history, presence, hub, AuditTrail(bus, "notifications"))
+            ingest = MessageIngest(service, events_exchange=settings.notifications_events_exchange)
+
+            async def start_bus() -> None:
+                await bus.start()
+                await subscribe_messages(
+                    bus,
+                    ingest,
+                    events=settings.notifications_ingest_events,
+                    queue=settings.notifications_ingest_queue,
+                    exchange=settings.notifications_exchange,
+                )
+
+            # Without the broker, streams and HTTP publishing go on; ingestion waits for it.
+            await stack.enter_async_context(
+                dependency(app, "bus", check=bus.check, start=start_bus, required=False)
+            )
+            app.state.notifications = service
             yield
 
     app = create_app(

@@ -18,6 +18,9 @@ from outrigger.settings import Settings
 SlowConsumerPolicy = Literal["disconnect", "drop-oldest"]
 
 
+QUEUE_NAME = r"^[A-Za-z0-9_.:-]{1,200}$"
+
+
 class NotificationsSettings(Settings):
     http_max_connections: int = Field(
         20_000, ge=1, description="open connections per process (SSE streams included)"
@@ -47,6 +50,15 @@ class NotificationsSettings(Settings):
     )
     notifications_ingest_events: bool = Field(
         False, description="also publish the event store's events (outrigger.events)"
+    )
+    notifications_ingest_queue: str = Field(
+        "notifications.ingest", pattern=QUEUE_NAME, description="the replicas' shared queue"
+    )
+    notifications_exchange: str = Field(
+        "outrigger.notifications", pattern=QUEUE_NAME, description="backends publish here"
+    )
+    notifications_events_exchange: str = Field(
+        "outrigger.events", pattern=QUEUE_NAME, description="the event store relays here"
     )
     notifications_key_prefix: str = Field("on", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     notifications_trim_interval_seconds: float = Field(60.0, gt=0)
