@@ -229,23 +229,35 @@ class FrameStream(Response):
         self.abandon()  # a send the client does not read would hold the shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # one frame for the whole stream (no helper coroutine): thousands of these are open
         self._task = asyncio.current_task()
         streams = _streams_of(scope.get("app"))
-        end = self.shut_down
+        end, source, now = self.shut_down, self.source, asyncio.get_running_loop().time
         streams.add(end)
-        source = self.source
         source.attach(self)
         watcher = asyncio.create_task(self._watch(receive))
         try:
             if not self._shutdown:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": self.status_code,
-                        "headers": self.raw_headers,
-                    }
-                )
-                await self._send_frames(send)
+                head = {"type": "http.response.start", "status": self.status_code}
+                await send({**head, "headers": self.raw_headers})
+            while not self._shutdown:
+                try:
+                    body = await source.take()
+                except OutriggerError as exc:
+                    log.warning("ended an SSE stream: %s", exc.detail)
+                    break
+                if body is None:
+                    break
+                self.sending_since = now()
+                try:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                except asyncio.CancelledError:
+                    task = self._task
+                    if not self._abandoned or task is None or task.uncancel() > 0:
+                        raise  # cancelled by someone else too: theirs to handle
+                    break
+                finally:
+                    self.sending_since = None
         finally:
             streams.discard(end)
             source.close("ended")
@@ -258,27 +270,6 @@ class FrameStream(Response):
             async with asyncio.timeout(FINAL_SEND_SECONDS):
                 last = SHUTDOWN_FRAME if self._shutdown else b""
                 await send({"type": "http.response.body", "body": last, "more_body": False})
-
-    async def _send_frames(self, send: Send) -> None:
-        take, now = self.source.take, asyncio.get_running_loop().time
-        while True:
-            try:
-                body = await take()
-            except OutriggerError as exc:
-                log.warning("ended an SSE stream: %s", exc.detail)
-                return
-            if body is None:
-                return
-            self.sending_since = now()
-            try:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            except asyncio.CancelledError:
-                task = self._task
-                if not self._abandoned or task is None or task.uncancel() > 0:
-                    raise  # cancelled by someone else too: theirs to handle
-                return
-            finally:
-                self.sending_since = None
 
     async def _watch(self, receive: Receive) -> None:
         """Waits for the client to leave, then closes the source (which ends the stream)."""
