@@ -31,17 +31,9 @@ class CancelOnDisconnect:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = _Request(receive, _has_body(scope))
-        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, request.watch)
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                timer.cancel()
-                request.responding()
-            await send(message)
-
+        request = _Request(receive, send, _has_body(scope))
         try:
-            await self.app(scope, request.receive, send_wrapper)
+            await self.app(scope, request.receive, request.send)
         except asyncio.CancelledError:
             if not request.client_gone or request.task.uncancel() > 0:
                 raise  # cancelled by someone else too (a shutdown): theirs to handle
@@ -51,7 +43,6 @@ class CancelOnDisconnect:
             if request.client_gone:  # the app finished anyway: take our cancellation back
                 request.task.uncancel()
         finally:
-            timer.cancel()
             request.responding()
 
 
@@ -61,14 +52,27 @@ class _Request:
     needs is made when one starts: a streaming response keeps its `_Request` for as long as it
     streams, thousands of them at once."""
 
-    __slots__ = ("_body_read", "_done", "_pending", "_receive", "_watcher", "client_gone", "task")
+    __slots__ = (
+        "_body_read",
+        "_done",
+        "_pending",
+        "_receive",
+        "_send",
+        "_timer",
+        "_watcher",
+        "client_gone",
+        "task",
+    )
 
-    def __init__(self, receive: Receive, has_body: bool) -> None:
+    def __init__(self, receive: Receive, send: Send, has_body: bool) -> None:
         task = asyncio.current_task()
         assert task is not None, "ASGI apps run in a task of the server's"
         self.task = task
         self.client_gone = False
         self._receive = receive
+        self._send = send
+        loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = loop.call_later(WATCH_AFTER_SECONDS, self.watch)
         # set once the app has read the whole body; None: there is none to wait for
         self._body_read = asyncio.Event() if has_body else None
         self._pending: list[Message] | None = None  # what the watcher received for the app
@@ -87,6 +91,11 @@ class _Request:
             self._body_read.set()
         return message
 
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.responding()
+        await self._send(message)
+
     def watch(self) -> None:
         """Called once the request has run a while: starts waiting for the client to leave."""
         if not self._done and self._watcher is None:
@@ -95,6 +104,9 @@ class _Request:
     def responding(self) -> None:
         """The response has started (or the request ended): the app's own business from now."""
         self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None

@@ -80,72 +80,28 @@ class RequestMiddleware:
         request_id = _request_id(scope)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
-        response_started = False
-        header = (b"x-request-id", request_id.encode())
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
+        exchange = _Exchange(self, receive, send, request_id)
         try:
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
-                raise TooLarge(self._too_large_detail())
-            await self.app(scope, self._limited(receive), send_wrapper)
+                raise TooLarge(self.too_large_detail())
+            await self.app(scope, exchange.receive, exchange.send)
         except OutriggerError as exc:
-            if response_started:
+            if exchange.response_started:
                 raise
-            await problem_response(exc, scope["path"])(scope, receive, send_wrapper)
+            await problem_response(exc, scope["path"])(scope, receive, exchange.send)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if response_started:
+            if exchange.response_started:
                 raise
             error = OutriggerError(f"unexpected error; quote request id {request_id}")
-            await problem_response(error, scope["path"])(scope, receive, send_wrapper)
+            await problem_response(error, scope["path"])(scope, receive, exchange.send)
         finally:
-            self._observe(scope, status, time.perf_counter() - started)
+            self._observe(scope, exchange.status, time.perf_counter() - started)
             request_id_var.reset(token)
 
-    def _too_large_detail(self) -> str:
+    def too_large_detail(self) -> str:
         return f"request body exceeds the limit of {self.max_body_bytes} bytes"
-
-    def _limited(self, receive: Receive) -> Receive:
-        """`receive`, raising 413 past the size limit and 408 past the body's deadline (counted
-        from the first read), until the body is complete; after it (a streaming response waiting
-        for the client to leave) it is `receive` itself."""
-        received = 0
-        deadline: float | None = None
-        complete = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, deadline, complete
-            if complete:
-                return await receive()
-            if deadline is None:
-                deadline = asyncio.get_running_loop().time() + self.body_timeout_seconds
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                # an HTTPException passes FastAPI's body parsing untouched, then is mapped
-                raise HTTPException(
-                    408,
-                    f"the request body did not arrive within {self.body_timeout_seconds:g} s",
-                    headers={"Connection": "close"},
-                ) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise HTTPException(413, self._too_large_detail())
-                complete = not message.get("more_body", False)
-            return message
-
-        return limited_receive
 
     def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
         route = getattr(scope.get("route"), "path", None) or IN_FLIGHT_UNMATCHED
@@ -169,6 +125,68 @@ class RequestMiddleware:
                 "client": (scope.get("client") or ("", 0))[0],
             },
         )
+
+
+class _Exchange:
+    """One request's `send` (which notes the status and adds the request id) and `receive`
+    (which holds the body to the size limit and its deadline, counted from the first read,
+    until the body is complete; then it is the server's `receive` itself). Slots, not closures:
+    a streaming response keeps this for as long as it streams, thousands at once."""
+
+    __slots__ = (
+        "_header",
+        "_middleware",
+        "_receive",
+        "_send",
+        "complete",
+        "deadline",
+        "received",
+        "response_started",
+        "status",
+    )
+
+    def __init__(
+        self, middleware: RequestMiddleware, receive: Receive, send: Send, request_id: str
+    ) -> None:
+        self._middleware = middleware
+        self._receive = receive
+        self._send = send
+        self._header = (b"x-request-id", request_id.encode())
+        self.status = 500
+        self.response_started = False
+        self.received = 0
+        self.deadline: float | None = None
+        self.complete = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.response_started = True
+            message["headers"] = [*message.get("headers", ()), self._header]
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        if self.complete:
+            return await self._receive()
+        limits = self._middleware
+        if self.deadline is None:
+            self.deadline = asyncio.get_running_loop().time() + limits.body_timeout_seconds
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                message = await self._receive()
+        except TimeoutError:
+            # an HTTPException passes FastAPI's body parsing untouched, then is mapped
+            raise HTTPException(
+                408,
+                f"the request body did not arrive within {limits.body_timeout_seconds:g} s",
+                headers={"Connection": "close"},
+            ) from None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > limits.max_body_bytes:
+                raise HTTPException(413, limits.too_large_detail())
+            self.complete = not message.get("more_body", False)
+        return message
 
 
 def _request_id(scope: Scope) -> str:

@@ -15,9 +15,11 @@ and the drain no longer waits for streams that would never end on their own.
 `FrameStream` is for a hub that fans messages out to thousands of streams in one process:
 sse-starlette runs four tasks per stream and a cancel scope per send (51 KB per stream, and a few
 messages a second at 5,000 streams). A `FrameStream` is pure ASGI: it sends what its
-`FrameSource` has queued, all of it joined into one body part per send, and runs one extra task,
-which only waits for the client to leave. It has no timer of its own: whoever feeds it watches
-`sending_since` and gives up a send the client does not read (`time_out`).
+`FrameSource` has queued, all of it joined into one body part per send, from one task of its
+own, while the request's task (whose stack runs through every middleware) only waits for the
+client to leave: each message wakes one shallow task, not the whole stack. It has no timer of
+its own: whoever feeds it watches `sending_since` and gives up a send the client does not read
+(`time_out`).
 """
 
 from __future__ import annotations
@@ -203,7 +205,8 @@ class FrameStream(Response):
         self.raw_headers = list(STREAM_HEADERS)
         self.sending_since: float | None = None
         """The event loop's time at which the send under way began; None between sends."""
-        self._task: asyncio.Task[Any] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[Any] | None = None  # the request's task, while it listens
         self._abandoned = False
         self._timed_out: float | None = None
         self._shutdown = False
@@ -211,9 +214,9 @@ class FrameStream(Response):
     def abandon(self) -> None:
         """Gives up the send under way, if there is one (else nothing happens): the stream
         ends at once, without its last part, and the server closes the connection."""
-        if self.sending_since is not None and self._task is not None and not self._abandoned:
+        if self.sending_since is not None and self._sender is not None and not self._abandoned:
             self._abandoned = True
-            self._task.cancel()  # it waits in `send`: nothing of this part was written
+            self._sender.cancel()  # it waits in `send`: nothing of this part was written
 
     def time_out(self, seconds: float) -> None:
         """`abandon`, counted in `outrigger_sse_send_timeouts_total` and logged as one warning
@@ -229,62 +232,66 @@ class FrameStream(Response):
         self.abandon()  # a send the client does not read would hold the shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._task = asyncio.current_task()
+        # The request's task, whose stack runs through every middleware, only listens for the
+        # client leaving (resumed once); the sends run in a task of their own, shallow, which
+        # is all that wakes up for each message.
         streams = _streams_of(scope.get("app"))
         end = self.shut_down
         streams.add(end)
-        source = self.source
-        source.attach(self)
-        watcher = asyncio.create_task(self._watch(receive))
-        try:
-            if not self._shutdown:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": self.status_code,
-                        "headers": self.raw_headers,
-                    }
-                )
-                await self._send_frames(send)
-        finally:
-            streams.discard(end)
-            source.close("ended")
-            watcher.cancel()
-        if self._timed_out is not None:
-            _count_send_timeout(scope, self._timed_out)
-        if self._abandoned and not self._shutdown:
-            return  # the client reads nothing: the server closes the connection
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FINAL_SEND_SECONDS):
-                last = SHUTDOWN_FRAME if self._shutdown else b""
-                await send({"type": "http.response.body", "body": last, "more_body": False})
-
-    async def _send_frames(self, send: Send) -> None:
-        take, now = self.source.take, asyncio.get_running_loop().time
-        while True:
-            try:
-                body = await take()
-            except OutriggerError as exc:
-                log.warning("ended an SSE stream: %s", exc.detail)
-                return
-            if body is None:
-                return
-            self.sending_since = now()
-            try:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            except asyncio.CancelledError:
-                task = self._task
-                if not self._abandoned or task is None or task.uncancel() > 0:
-                    raise  # cancelled by someone else too: theirs to handle
-                return
-            finally:
-                self.sending_since = None
-
-    async def _watch(self, receive: Receive) -> None:
-        """Waits for the client to leave, then closes the source (which ends the stream)."""
+        self.source.attach(self)
+        sender = self._sender = asyncio.create_task(self._send_frames(send))
+        self._listener = asyncio.current_task()
         try:
             while (await receive())["type"] != "http.disconnect":
                 pass
-        except Exception:  # the server's receive failed: the connection is as good as gone
-            log.debug("receive failed on an SSE stream", exc_info=True)
-        self.source.close("client_gone")
+            self._listener = None
+            self.source.close("client_gone")
+        except asyncio.CancelledError:
+            task, self._listener = asyncio.current_task(), None
+            if not sender.done() or task is None or task.uncancel() > 0:
+                raise  # not the sender's word that it is done: someone else's cancellation
+        finally:
+            self._listener = None
+            streams.discard(end)
+            self.source.close("ended")
+            if not sender.done():
+                sender.cancel()  # a send to a client that has left ends at once anyway
+        await asyncio.wait({sender})
+        if self._timed_out is not None:
+            _count_send_timeout(scope, self._timed_out)
+        if not sender.cancelled():
+            sender.result()  # a failure of the sends is the request's
+
+    async def _send_frames(self, send: Send) -> None:
+        """The sends: the head, every frame the source queues, the last part (none for a client
+        that reads nothing); then it wakes the request's task."""
+        source, now = self.source, asyncio.get_running_loop().time
+        try:
+            try:
+                head = {"type": "http.response.start", "status": self.status_code}
+                await send({**head, "headers": self.raw_headers})
+                while not self._shutdown:
+                    try:
+                        body = await source.take()
+                    except OutriggerError as exc:
+                        log.warning("ended an SSE stream: %s", exc.detail)
+                        break
+                    if body is None:
+                        break
+                    self.sending_since = now()
+                    try:
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                    finally:
+                        self.sending_since = None
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not self._abandoned or task is None or task.uncancel() > 0:
+                    raise
+            if not self._abandoned or self._shutdown:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FINAL_SEND_SECONDS):
+                        last = SHUTDOWN_FRAME if self._shutdown else b""
+                        await send({"type": "http.response.body", "body": last, "more_body": False})
+        finally:
+            if self._listener is not None:
+                self._listener.cancel()  # it listens for a client that is done with

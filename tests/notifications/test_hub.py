@@ -17,6 +17,7 @@ from services.notifications.domain import HistoryId, Interrupted
 from services.notifications.usecases import Connection, Hub, Limits, NotificationsService
 from services.notifications.usecases.connections import REPLAY_PAGE, position
 from services.notifications.usecases.service import message_draft
+from services.notifications.usecases.trimming import HistoryTrim
 from tests.notifications.api_support import sample
 
 if TYPE_CHECKING:
@@ -238,3 +239,16 @@ def test_positions_order_as_history_ids_do() -> None:
     ordered = [HistoryId(0, 0), HistoryId(0, 1), HistoryId(1, 0), HistoryId(2**63, 2**64 - 1)]
     assert [position(each) for each in ordered] == sorted(position(each) for each in ordered)
     assert len({position(each) for each in ordered}) == len(ordered)
+
+
+async def test_the_trim_step_trims_history_and_measures_what_it_keeps() -> None:
+    history = MemoryHistory(max_length=10, max_age_seconds=0.001, dedupe_seconds=3600)
+    for n in range(3):
+        await publish(history, "old", n)
+    await asyncio.sleep(0.01)  # older than the max age: what the next trim drops
+    for n in range(2):
+        await publish(history, unique("kept"), n)
+    await HistoryTrim(history)()
+    assert sample("outrigger_notifications_history_channels") == 2
+    assert sample("outrigger_notifications_history_messages") == 2
+    assert (await history.describe("old")).length == 0

@@ -195,7 +195,8 @@ class Connection:
         if reason in COUNTED_REASONS:
             DISCONNECTS.labels(reason).inc()
         self._wake()
-        if self.stream is not None and reason in (SLOW_CONSUMER, SHUTDOWN):
-            self.stream.abandon()
+        stream, self.stream = self.stream, None  # no cycle left for the collector
+        if stream is not None and reason in (SLOW_CONSUMER, SHUTDOWN):
+            stream.abandon()
         if self.hub is not None:
             self.hub.drop(self)
