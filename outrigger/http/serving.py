@@ -15,6 +15,7 @@ replica while well-behaved clients keep being served:
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
     from outrigger.settings import Settings
 
+CONNECTION: ContextVar[asyncio.Transport | None] = ContextVar("outrigger_connection", default=None)
+"""The transport of the connection whose request the current task serves (`BoundedHeads`)."""
 REFUSED_HEADS = Counter(
     "outrigger_http_refused_heads_total",
     "Connections closed because a request's line and headers were too slow or too large.",
@@ -69,7 +72,13 @@ class BoundedHeads(HttpToolsProtocol):
         if awaited and self._head_length(data) > self.max_head_bytes:
             self._refuse_head()
             return
-        super().data_received(data)
+        # a request's task, created while its head is parsed, starts with this connection in
+        # its context (`CONNECTION`): a stream may write to it directly (`FrameStream`)
+        token = CONNECTION.set(self.transport)
+        try:
+            super().data_received(data)
+        finally:
+            CONNECTION.reset(token)
         upgraded = self.transport.get_protocol() is not self  # to WebSocket: not ours to time
         if self.cycle is not head.request_seen or upgraded:  # a request's head is parsed
             head.request_seen = self.cycle

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from outrigger.audit_trail import AuditTrail
 from outrigger.auth import Principal
 from outrigger.bus import connect_bus
+from outrigger.http.sse import chunked
 from outrigger.testing import unique
 from services.notifications.adapters.memory import MemoryHistory, MemoryPresence
 from services.notifications.domain import HistoryId, Interrupted
@@ -50,7 +51,7 @@ async def until(condition: Any) -> None:
 async def test_a_message_offered_again_or_older_than_the_last_is_not_queued_again() -> None:
     c = connection()
     for at in (1, 1, 0, 2, 2, 1, 3):
-        c.offer(at, frame(at))
+        c.offer(at, frame(at), chunked(frame(at)))
     assert await c.take() == frame(1) + frame(2) + frame(3)
 
 
@@ -59,8 +60,8 @@ async def test_take_joins_everything_queued_and_waits_while_nothing_is() -> None
     waiting = asyncio.create_task(c.take())
     await asyncio.sleep(0)
     assert not waiting.done()
-    c.offer(1, frame(1))
-    c.offer(2, frame(2))
+    c.offer(1, frame(1), chunked(frame(1)))
+    c.offer(2, frame(2), chunked(frame(2)))
     assert await waiting == frame(1) + frame(2)
     c.close("client_gone")
     assert await c.take() is None
@@ -70,7 +71,7 @@ async def test_overflow_under_disconnect_closes_the_connection_and_counts_it() -
     before = sample("outrigger_notifications_disconnects_total", reason="slow_consumer")
     c = connection(size=3)
     for at in range(1, 5):
-        c.offer(at, frame(at))
+        c.offer(at, frame(at), chunked(frame(at)))
     assert c.closed == "slow_consumer"
     assert await c.take() is None
     after = sample("outrigger_notifications_disconnects_total", reason="slow_consumer")
@@ -81,7 +82,7 @@ async def test_overflow_under_drop_oldest_keeps_the_newest_and_counts_each_drop(
     before = sample("outrigger_notifications_dropped_messages_total")
     c = connection(size=3, policy="drop-oldest")
     for at in range(1, 6):
-        c.offer(at, frame(at))
+        c.offer(at, frame(at), chunked(frame(at)))
     assert c.closed is None
     assert await c.take() == frame(3) + frame(4) + frame(5)
     assert sample("outrigger_notifications_dropped_messages_total") == before + 2

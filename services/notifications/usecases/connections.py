@@ -103,8 +103,9 @@ class Connection:
 
     # --- fed by the hub --------------------------------------------------------------------
 
-    def offer(self, at: int, frame: bytes) -> None:
-        """A live message's frame, at position `at`: queued unless taken already."""
+    def offer(self, at: int, frame: bytes, chunk: bytes) -> None:
+        """A live message's frame, at position `at` (`chunk`: the kit's `chunked(frame)`):
+        written at once when nothing waits before it, else queued; dropped if taken already."""
         if at <= self.last or self.closed is not None:
             return
         self.last = at
@@ -115,15 +116,20 @@ class Connection:
                 self._overflow(replay.live)
             return
         frames = self.frames
+        if not frames and self.stream is not None and self.stream.write_now(chunk):
+            return
         frames.append(frame)
         if len(frames) > self.limits.queue_size:
             self._overflow(frames)
         self._wake()
 
-    def push(self, frame: bytes) -> None:
-        """A frame that is no message (a heartbeat, a reset): queued as it is."""
+    def push(self, frame: bytes, chunk: bytes) -> None:
+        """A frame that is no message (a heartbeat): written or queued as `offer` does."""
         if self.closed is None:
-            self.frames.append(frame)
+            frames = self.frames
+            if not frames and self.stream is not None and self.stream.write_now(chunk):
+                return
+            frames.append(frame)
             self._wake()
 
     def go_live(self, after: int, first: bytes) -> None:

@@ -22,6 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Final
 
 from outrigger.errors import OutriggerError
+from outrigger.http.sse import chunked
 from outrigger.sse import comment
 from outrigger.tasks import Periodic
 from services.notifications.domain import HistoryId, Interrupted, follows, is_pattern
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from services.notifications.usecases.connections import Connection, Limits
 
 HEARTBEAT: Final = comment("heartbeat")
+HEARTBEAT_CHUNK: Final = chunked(HEARTBEAT)
 FEED_RETRY_SECONDS: Final = 1.0  # after the feed ended without an error (history closed)
 MATCH_CACHE_SIZE: Final = 10_000  # channels whose following patterns are remembered
 log = logging.getLogger("outrigger.notifications")
@@ -192,10 +194,11 @@ class Hub:
         patterns = self._patterns_following(channel)
         if named or patterns:
             data = frame(message)
+            chunk = chunked(data)
             offered = 0
             for followers in (named or (), *(self._by_pattern[p] for p in patterns)):
                 for connection in tuple(followers):  # an offer may close (and drop) one
-                    connection.offer(at, data)
+                    connection.offer(at, data, chunk)
                 offered += len(followers)
             DELIVERIES.inc(offered)
         DELIVERY_SECONDS.observe(max(time.time() - message.id.ms / 1000, 0.0))
@@ -218,7 +221,7 @@ class Hub:
             self._next_heartbeat = now + self.heartbeat_seconds
             for connection in self.connections:
                 if not connection.frames and connection.replay is None:
-                    connection.push(HEARTBEAT)
+                    connection.push(HEARTBEAT, HEARTBEAT_CHUNK)
         self._time_out_sends(now)
         if now >= self._next_report:
             self._next_report = now + self.presence_seconds

@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from outrigger.errors import CacheError
 from outrigger.http import create_app
-from outrigger.http.sse import SHUTDOWN_FRAME, FrameStream, end_streams
+from outrigger.http.sse import SHUTDOWN_FRAME, FrameStream, chunked, end_streams
 from outrigger.sse import encode
 from outrigger.testing import EndOfStream, SseReader, serving
 
@@ -298,3 +298,51 @@ async def test_a_served_client_that_leaves_closes_its_source(settings: Settings)
             assert (await reader.message()).text == "1"
         await until(lambda: feeds[0].closed is not None)
         assert feeds[0].closed == "client_gone"
+
+
+async def _raw_stream(url: str, version: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET /stream HTTP/{version}\r\nHost: {host}\r\n\r\n".encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return reader, writer
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+async def test_frames_written_at_once_and_queued_ones_make_one_well_framed_body(
+    settings: Settings, version: str
+) -> None:
+    feeds: list[Feed] = []
+    async with serving(streaming_app(settings, feeds)) as url:
+        reader, writer = await _raw_stream(url, version)
+        try:
+            await until(lambda: feeds and feeds[0].stream is not None)
+            stream = feeds[0].stream
+            assert stream is not None
+            await until(lambda: stream.write_now(chunked(frame(1))))  # head sent
+            feeds[0].put(frame(2))  # the queued way, through the server's send
+            await until(lambda: not feeds[0].queued)
+            await until(lambda: stream.write_now(chunked(frame(3))))
+            # each part one chunk, whichever way it went, as uvicorn frames a streamed body
+            # (for HTTP/1.0 clients too)
+            expected = b"".join(chunked(frame(n)) for n in (1, 2, 3))
+            received = await asyncio.wait_for(reader.readexactly(len(expected)), 5)
+        finally:
+            writer.close()
+    assert received == expected
+
+
+async def test_under_another_server_nothing_is_written_at_once() -> None:
+    """Without the kit's protocol (no connection in the request's context), every frame goes
+    the queued way."""
+    client, feed = Client(), Feed()
+    stream = FrameStream(feed)
+    serving_task = asyncio.create_task(stream(scope(App()), client.receive, client.send))
+    await until(lambda: client.sent)
+    assert not stream.write_now(chunked(frame(1)))
+    feed.put(frame(1))
+    await until(lambda: client.body == [frame(1)])
+    client.left.set()
+    await asyncio.wait_for(serving_task, 5)
