@@ -201,6 +201,20 @@ async def test_replay_joins_live_without_gap_or_duplicate_while_publishes_go_on(
     assert received == [str(each) for each in sent[100:]]
 
 
+async def test_a_pattern_resuming_gets_a_channel_begun_during_its_replay_in_order() -> None:
+    """A channel the pattern follows whose first message comes after the replayed channels
+    were looked up is only live: it still arrives, before the later messages of the others."""
+    history = memory_history()
+    kept = [await publish(history, "shop.a", n) for n in range(3)]
+    async with running(history) as hub:
+        c = await service(history, hub).subscribe(READER, ("shop.*",), last_event_id="0-0")
+        begun = await publish(history, "shop.new", 3)  # not among the channels looked up
+        later = await publish(history, "shop.a", 4)  # in the replayed channel's history too
+        await until(lambda: hub.last_position == position(later))
+        received = await take_ids(c, 5)
+    assert received == [str(each) for each in (*kept, begun, later)]
+
+
 async def test_a_refill_after_the_feed_was_cut_delivers_what_it_missed_once() -> None:
     before = sample("outrigger_notifications_feed_interruptions_total")
     history = CutFeed()

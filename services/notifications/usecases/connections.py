@@ -179,11 +179,20 @@ class Connection:
         page: list[Message] = []
         if replay.channels:
             page = await replay.history.read(replay.channels, replay.after, REPLAY_PAGE)
+        done = len(page) < REPLAY_PAGE  # history has nothing more
+        if replay.live:
+            # History up to the first live message, the live ones from it: a channel that a
+            # pattern follows and that began after `channels` were looked up is only live,
+            # and its messages come before later ones of the channels replayed.
+            boundary = replay.live[0][0]
+            before = [message for message in page if position(message.id) < boundary]
+            done = done or len(before) < len(page)
+            page = before
         if page:
             replay.after = page[-1].id
             REPLAYED.inc(len(page))
         frames = [frame(message) for message in page]
-        if len(page) < REPLAY_PAGE:  # history has nothing more: go live
+        if done:  # go live
             self.replay = None
             read = position(replay.after)
             frames += [live for at, live in replay.live if at > read]
