@@ -19,7 +19,7 @@ from playwright.async_api import async_playwright
 from outrigger.auth import TokenIssuer
 from outrigger.settings import Settings
 from outrigger.testing import free_port
-from tests.faults.support import Service
+from tests.faults.support import Service, two_replicas
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -53,15 +53,8 @@ def replicas(tmp_path: Path, redis_url: str, vhost: str) -> Iterator[tuple[Servi
         "OUTRIGGER_JWT_SECRET": SECRET,
         "OUTRIGGER_NOTIFICATIONS_KEY_PREFIX": f"browser{uuid.uuid4().hex[:6]}",
     }
-    first = Service("notifications", env, tmp_path)
-    second = first.replica(tmp_path)
-    first.start()
-    second.start()
-    try:
-        yield first, second
-    finally:
-        first.stop()
-        second.stop()
+    with two_replicas("notifications", env, tmp_path) as both:
+        yield both
 
 
 @contextlib.asynccontextmanager

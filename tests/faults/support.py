@@ -27,7 +27,7 @@ import pytest
 from outrigger.testing import free_port
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 OUTRIGGER = str(Path(sys.executable).with_name("outrigger"))
 PROBLEM = "application/problem+json"
@@ -125,6 +125,20 @@ class Service:
             if time.monotonic() - started > within:
                 pytest.fail(f"{self.name} did not serve within {within:g} s:\n{self.log()}")
             await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def two_replicas(name: str, env: dict[str, str], folder: Path) -> Iterator[tuple[Service, Service]]:
+    """Two processes of one service with the same settings, started; stopped afterwards."""
+    first = Service(name, env, folder)
+    second = first.replica(folder)
+    first.start()
+    second.start()
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
 
 
 @dataclass

@@ -20,7 +20,7 @@ from outrigger.settings import Settings
 from outrigger.testing import SseReader
 from outrigger.testing.sse import EndOfStream
 from tests.faults.conftest import SECRET
-from tests.faults.support import Service
+from tests.faults.support import Service, two_replicas
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -55,15 +55,8 @@ def replicas(
     tmp_path: Path, durable_redis: PrivateRedis, rabbitmq_server: PrivateRabbitMQ
 ) -> Iterator[tuple[Service, Service]]:
     """Two replicas of one hub (one key prefix) on the private Redis and RabbitMQ."""
-    first = Service("notifications", _env(durable_redis, rabbitmq_server), tmp_path)
-    second = first.replica(tmp_path)
-    first.start()
-    second.start()
-    try:
-        yield first, second
-    finally:
-        first.stop()
-        second.stop()
+    with two_replicas("notifications", _env(durable_redis, rabbitmq_server), tmp_path) as both:
+        yield both
 
 
 async def _ready(*services: Service) -> None:
