@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 import uvloop
 
-from outrigger.cli.output import CommandFailed
+from outrigger.cli.output import CommandFailed, UserError
 from outrigger.http.sse import end_streams
 from outrigger.telemetry.logging import service_var
 
@@ -121,7 +121,8 @@ async def _serve_all(
     """Runs `servers` (each on its socket, when given) until SIGINT or SIGTERM asks them to stop,
     or one of them stops; a second signal stops them without waiting for requests in flight.
 
-    A server that could not start (its lifespan failed, and logged why) is `CommandFailed`.
+    A server that could not start (its lifespan failed, and logged why) is `CommandFailed`, or
+    a `UserError` with the setting's one line when its lifespan refused a setting.
     """
     loop = asyncio.get_running_loop()
 
@@ -149,7 +150,12 @@ async def _serve_all(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    failed = [_service_of(server) or "a server" for server in servers if not server.started]
+    unstarted = [server for server in servers if not server.started]
+    for server in unstarted:
+        refused = getattr(getattr(server.config.app, "state", None), "startup_error", None)
+        if isinstance(refused, str):
+            raise UserError(refused)
+    failed = [_service_of(server) or "a server" for server in unstarted]
     if failed:
         raise CommandFailed(f"{', '.join(failed)} could not start (its log says why)")
 
