@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import resource
 import signal
 from typing import TYPE_CHECKING
@@ -47,6 +48,8 @@ class _Server(uvicorn.Server):
         await super().serve(sockets=sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        lifespan_log = logging.getLogger("uvicorn.error")
+        lifespan_log.addFilter(_settings_error_traceback)
         try:
             await super().startup(sockets=sockets)
         except SystemExit:
@@ -54,6 +57,8 @@ class _Server(uvicorn.Server):
             # process under the other servers; this one just stops, unstarted, instead
             self.should_exit = True
             return
+        finally:
+            lifespan_log.removeFilter(_settings_error_traceback)
         _freeze_startup_objects()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -61,6 +66,13 @@ class _Server(uvicorn.Server):
         # so a client that reconnects at once reaches another replica, not this one.
         end_streams(self.config.app)
         await super().shutdown(sockets=sockets)
+
+
+def _settings_error_traceback(record: logging.LogRecord) -> bool:
+    """Drops the traceback uvicorn logs for a lifespan that raised `SettingsError`: the command
+    ends with that error's one line (`_serve_all`), as it does for a bad setting read earlier."""
+    message = record.getMessage()
+    return not (message.startswith("Traceback") and "outrigger.errors.SettingsError" in message)
 
 
 MAX_OPEN_FILES = 1_048_576  # Linux's default nr_open, when the hard limit is unlimited

@@ -66,7 +66,9 @@ async def test_a_server_that_cannot_start_stops_the_others_and_fails(settings: S
     assert working.started
 
 
-async def test_a_setting_the_lifespan_refuses_is_one_line_for_the_user(settings: Settings) -> None:
+async def test_a_setting_the_lifespan_refuses_is_one_line_for_the_user(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     @contextlib.asynccontextmanager
     async def refusing(_app: FastAPI) -> AsyncIterator[None]:
         raise SettingsError("OUTRIGGER_SOMETHING: this host cannot do that")
@@ -77,3 +79,5 @@ async def test_a_setting_the_lifespan_refuses_is_one_line_for_the_user(settings:
     )
     with pytest.raises(UserError, match=r"^OUTRIGGER_SOMETHING: this host cannot do that$"):
         await asyncio.wait_for(_serve_all([server]), 10)
+    assert not [r for r in caplog.records if "Traceback" in r.getMessage()], "no traceback logged"
+    assert "Application startup failed. Exiting." in caplog.messages
