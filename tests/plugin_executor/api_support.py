@@ -1,5 +1,6 @@
-"""What the plugin executor's API tests share: a plugin folder (the three examples and two test
-plugins: one whose result breaks its output schema, one whose manifest is broken), the app
+"""What the plugin executor's API tests share: a plugin folder (the three examples and three test
+plugins: one whose result breaks its output schema, one with recursive schemas, one whose
+manifest is broken), the app
 served by a real uvicorn server with the in-process test double as its sandbox, a client, and
 the audit inbox."""
 
@@ -44,15 +45,47 @@ LIAR_CODE = """
 def answer(payload):
     return {"count": "seven"}
 """
+TREE_MANIFEST = """
+name = "tree"
+version = "0.1.0"
+entrypoint = "tree:grow"
+
+[input_schema]
+"$ref" = "#/$defs/node"
+
+[input_schema."$defs".node]
+type = "object"
+properties.depth = { type = "integer" }
+properties.child = { "$ref" = "#/$defs/node" }
+
+[output_schema]
+"$ref" = "#/$defs/node"
+
+[output_schema."$defs".node]
+type = "object"
+properties.child = { "$ref" = "#/$defs/node" }
+"""
+TREE_CODE = """
+def grow(payload):
+    tree = {}
+    for _ in range(payload.get("depth", 0)):
+        tree = {"child": tree}
+    return tree
+"""
 
 
 def plugin_folder(root: Path) -> Path:
-    """A plugin folder in `root`: the examples, `liar`, and `broken` (an invalid manifest)."""
+    """A plugin folder in `root`: the examples, `liar`, `tree` (recursive schemas) and `broken`
+    (an invalid manifest)."""
     folder = root / "plugins"
     shutil.copytree(EXAMPLES, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "liar").mkdir()
-    (folder / "liar" / "plugin.toml").write_text(LIAR_MANIFEST)
-    (folder / "liar" / "liar.py").write_text(LIAR_CODE)
+    for name, manifest, code in [
+        ("liar", LIAR_MANIFEST, LIAR_CODE),
+        ("tree", TREE_MANIFEST, TREE_CODE),
+    ]:
+        (folder / name).mkdir()
+        (folder / name / "plugin.toml").write_text(manifest)
+        (folder / name / f"{name}.py").write_text(code)
     (folder / "broken").mkdir()
     (folder / "broken" / "plugin.toml").write_text('name = "Broken!"\n')
     return folder

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from services.plugin_executor.settings import PluginSettings
 
-NAMES = ["csv-to-json", "json-transform", "liar", "text-stats"]
+NAMES = ["csv-to-json", "json-transform", "liar", "text-stats", "tree"]
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ async def test_a_reload_takes_new_changed_and_removed_plugins_and_is_admin_only(
     assert refused.headers["content-type"] == PROBLEM
     assert reloaded.status_code == 200
     after = {p["name"]: p["digest"] for p in reloaded.json()["plugins"]}
-    assert sorted(after) == ["csv-to-json", "fixed", "json-transform", "text-stats"]
+    assert sorted(after) == ["csv-to-json", "fixed", "json-transform", "text-stats", "tree"]
     assert after["text-stats"] != before["text-stats"], "a changed file is another digest"
     assert after["csv-to-json"] == before["csv-to-json"]
     assert reloaded.json()["problems"] == [
@@ -226,6 +226,26 @@ async def test_a_result_that_breaks_the_output_schema_ends_invalid_output(
     )
     assert record.event.data["outcome"] == "failure"
     assert record.event.data["data"]["reason"] == "invalid_output"
+
+
+async def test_documents_too_deep_to_check_are_a_422_or_invalid_output_never_a_500(
+    settings: PluginSettings,
+) -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(400):
+        deep = {"child": deep}
+    async with served(settings) as service:
+        too_deep_input = await service.http.post("/v1/plugins/tree/run", json=deep)
+        too_deep_result = await service.http.post("/v1/plugins/tree/run", json={"depth": 400})
+        shallow = await service.http.post("/v1/plugins/tree/run", json={"depth": 3})
+    assert too_deep_input.status_code == 422
+    assert (
+        too_deep_input.json()["detail"] == "the input of tree@0.1.0 is nested too deeply to check"
+    )
+    assert too_deep_result.status_code == 200
+    assert too_deep_result.json()["reason"] == "invalid_output"
+    assert "nested too deeply" in too_deep_result.json()["detail"]
+    assert shallow.json()["result"] == {"child": {"child": {"child": {}}}}
 
 
 async def test_a_plugin_that_raises_is_a_200_with_reason_error(settings: PluginSettings) -> None:

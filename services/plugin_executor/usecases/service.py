@@ -138,7 +138,11 @@ class PluginService:
         if not isinstance(payload, dict):
             _count(plugin, Reason.INVALID_INPUT)
             raise InvalidInput(f"the input of {plugin.id} must be a JSON object")
-        errors = list(loaded.input.iter_errors(payload))
+        try:
+            errors = list(loaded.input.iter_errors(payload))
+        except RecursionError:  # a recursive schema, followed down a deeply nested input
+            _count(plugin, Reason.INVALID_INPUT)
+            raise InvalidInput(f"the input of {plugin.id} is nested too deeply to check") from None
         if errors:
             _count(plugin, Reason.INVALID_INPUT)
             raise _invalid_input(plugin, errors)
@@ -168,7 +172,11 @@ def _checked_output(loaded: _Loaded, outcome: Outcome) -> Outcome:
     """The outcome, or `invalid_output` when its result breaks the output schema."""
     if outcome.result is None:
         return replace(outcome, reason=Reason.INVALID_OUTPUT, detail="the plugin gave no result")
-    error = best_match(loaded.output.iter_errors(outcome.result))
+    try:
+        error = best_match(loaded.output.iter_errors(outcome.result))
+    except RecursionError:
+        detail = "the result is nested too deeply to check against the output schema"
+        return Outcome(Reason.INVALID_OUTPUT, outcome.usage, detail=detail)
     if error is None:
         return outcome
     where, message = _described(error)
