@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import resource
 import signal
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 import uvloop
 
-from outrigger.cli.output import CommandFailed
+from outrigger.cli.output import CommandFailed, UserError
 from outrigger.http.sse import end_streams
 from outrigger.telemetry.logging import service_var
 
@@ -47,6 +48,8 @@ class _Server(uvicorn.Server):
         await super().serve(sockets=sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        lifespan_log = logging.getLogger("uvicorn.error")
+        lifespan_log.addFilter(_settings_error_traceback)
         try:
             await super().startup(sockets=sockets)
         except SystemExit:
@@ -54,6 +57,8 @@ class _Server(uvicorn.Server):
             # process under the other servers; this one just stops, unstarted, instead
             self.should_exit = True
             return
+        finally:
+            lifespan_log.removeFilter(_settings_error_traceback)
         _freeze_startup_objects()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -61,6 +66,13 @@ class _Server(uvicorn.Server):
         # so a client that reconnects at once reaches another replica, not this one.
         end_streams(self.config.app)
         await super().shutdown(sockets=sockets)
+
+
+def _settings_error_traceback(record: logging.LogRecord) -> bool:
+    """Drops the traceback uvicorn logs for a lifespan that raised `SettingsError`: the command
+    ends with that error's one line (`_serve_all`), as it does for a bad setting read earlier."""
+    message = record.getMessage()
+    return not (message.startswith("Traceback") and "outrigger.errors.SettingsError" in message)
 
 
 MAX_OPEN_FILES = 1_048_576  # Linux's default nr_open, when the hard limit is unlimited
@@ -121,7 +133,8 @@ async def _serve_all(
     """Runs `servers` (each on its socket, when given) until SIGINT or SIGTERM asks them to stop,
     or one of them stops; a second signal stops them without waiting for requests in flight.
 
-    A server that could not start (its lifespan failed, and logged why) is `CommandFailed`.
+    A server that could not start (its lifespan failed, and logged why) is `CommandFailed`, or
+    a `UserError` with the setting's one line when its lifespan refused a setting.
     """
     loop = asyncio.get_running_loop()
 
@@ -149,7 +162,12 @@ async def _serve_all(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    failed = [_service_of(server) or "a server" for server in servers if not server.started]
+    unstarted = [server for server in servers if not server.started]
+    for server in unstarted:
+        refused = getattr(getattr(server.config.app, "state", None), "startup_error", None)
+        if isinstance(refused, str):
+            raise UserError(refused)
+    failed = [_service_of(server) or "a server" for server in unstarted]
     if failed:
         raise CommandFailed(f"{', '.join(failed)} could not start (its log says why)")
 

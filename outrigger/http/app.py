@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from outrigger import __version__
 from outrigger.auth import TokenVerifier
+from outrigger.errors import SettingsError
 from outrigger.http import health
 from outrigger.http.disconnect import CancelOnDisconnect
 from outrigger.http.middleware import RequestMiddleware, redact_query
@@ -54,7 +55,9 @@ def create_app(
 
     `lifespan` is the service's wiring: it builds adapters from `app.state.settings`, registers
     their readiness checks (`add_readiness_check`) and closes them on exit, in reverse order.
-    Before it runs, `app.state.auth` holds the token verifier that `require_scope` uses.
+    Before it runs, `app.state.auth` holds the token verifier that `require_scope` uses. A
+    `SettingsError` it raises (the host cannot do what the settings ask) is kept in
+    `app.state.startup_error`, so that `outrigger serve` ends with that one line.
     """
 
     @contextlib.asynccontextmanager
@@ -62,7 +65,11 @@ def create_app(
         app.state.auth = TokenVerifier.from_settings(settings)
         async with contextlib.AsyncExitStack() as stack:
             if lifespan is not None:
-                await stack.enter_async_context(lifespan(app))
+                try:
+                    await stack.enter_async_context(lifespan(app))
+                except SettingsError as exc:
+                    app.state.startup_error = str(exc)
+                    raise
             await stack.enter_async_context(health.monitoring(app))
             yield
 

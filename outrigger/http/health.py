@@ -21,7 +21,7 @@ import contextlib
 import logging
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import Gauge
@@ -58,13 +58,15 @@ class _Dependency:
     check: ReadinessCheck
     required: bool
     failure: str | None = None
+    detail: object = None
 
 
 def add_readiness_check(
     app: FastAPI, name: str, check: ReadinessCheck, *, required: bool = True
 ) -> None:
     """Registers a check of dependency `name`: it raises (or takes longer than 2 s) while the
-    dependency is down. `required=False`: the service serves its API without it, degraded."""
+    dependency is down. `required=False`: the service serves its API without it, degraded.
+    What a passing check returns, unless None, is shown under `details` in `/readyz` (JSON)."""
     app.state.readiness_checks[name] = _Dependency(check, required)
 
 
@@ -107,9 +109,10 @@ async def _keep_starting(name: str, start: Callable[[], Awaitable[object]]) -> N
     log.info("%s started", name)
 
 
-async def _run(name: str, check: ReadinessCheck) -> str | None:
-    """None if `check` passed, else why not. A check that does not answer in time is left to
-    end on its own: waiting for its cancellation could take as long as the hang itself."""
+async def _run(name: str, check: ReadinessCheck) -> tuple[str | None, object]:
+    """(None, what `check` returned) if it passed, else (why not, None). A check that does not
+    answer in time is left to end on its own: waiting for its cancellation could take as long
+    as the hang itself."""
     task = asyncio.ensure_future(check())
     task.add_done_callback(lambda done: done.cancelled() or done.exception())
     try:
@@ -118,21 +121,22 @@ async def _run(name: str, check: ReadinessCheck) -> str | None:
         if not task.done():
             task.cancel()
     if not task.done() or task.cancelled():
-        return f"{name}: no answer within {CHECK_TIMEOUT_SECONDS:g}s"
+        return f"{name}: no answer within {CHECK_TIMEOUT_SECONDS:g}s", None
     exc = task.exception()
     if exc is None:
-        return None
-    return f"{name}: {getattr(exc, 'detail', None) or type(exc).__name__}"
+        return None, task.result()
+    return f"{name}: {getattr(exc, 'detail', None) or type(exc).__name__}", None
 
 
 async def evaluate(app: FastAPI) -> dict[str, _Dependency]:
     """Runs every check at once; updates the gauge, and logs each dependency that changed."""
     dependencies: dict[str, _Dependency] = dict(app.state.readiness_checks)
     names = list(dependencies)
-    failures = await asyncio.gather(*(_run(name, dependencies[name].check) for name in names))
-    for name, failure in zip(names, failures, strict=True):
+    answers = await asyncio.gather(*(_run(name, dependencies[name].check) for name in names))
+    for name, (failure, detail) in zip(names, answers, strict=True):
         dependency = dependencies[name]
         before, dependency.failure = dependency.failure, failure
+        dependency.detail = detail
         required = "true" if dependency.required else "false"
         DEPENDENCY_UP.labels(app.state.service, name, required).set(failure is None)
         if failure is not None and before is None:
@@ -167,12 +171,15 @@ async def healthz() -> JSONResponse:
 async def readyz(request: Request) -> Response:
     dependencies = await evaluate(request.app)
     results = {name: dep.failure or "ok" for name, dep in dependencies.items()}
+    details = {name: dep.detail for name, dep in dependencies.items() if dep.detail is not None}
+    extra: dict[str, Any] = {"details": details} if details else {}
     down = [dep.failure for dep in dependencies.values() if dep.failure and dep.required]
     if down:
-        error = InfrastructureError("not ready: " + "; ".join(down), checks=results)
+        error = InfrastructureError("not ready: " + "; ".join(down), checks=results, **extra)
         return problem_response(error, "/readyz")
     degraded = any(dep.failure for dep in dependencies.values())
-    return JSONResponse({"status": "degraded" if degraded else "ready", "checks": results})
+    status = "degraded" if degraded else "ready"
+    return JSONResponse({"status": status, "checks": results, **extra})
 
 
 @router.get("/metrics")

@@ -1,1 +1,1 @@
-"""The plugin-executor service (arrives with its issue)."""
+"""The plugin-executor service: plugins run in a sandboxed warm pool, over HTTP (port 8005)."""

@@ -73,7 +73,6 @@ def test_a_bad_setting_exits_2_with_one_line(command: list[str], tmp_path: Path)
     ("command", "expected"),
     [
         (["serve", "nope"], "no service called 'nope'; the services are audit, event-store"),
-        (["serve", "plugin-executor"], "service plugin-executor is not part of this build yet"),
         (["serve"], "Missing argument 'SERVICE'; see 'outrigger serve --help'"),
         (["migrate", "cache"], "service cache has no migrations; those with migrations: audit"),
         (["migrate", "nope"], "no service called 'nope'"),

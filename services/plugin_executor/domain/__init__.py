@@ -1,1 +1,61 @@
 """The plugin executor's domain: models, errors and ports. No I/O lives here."""
+
+from services.plugin_executor.domain.errors import SandboxUnavailable, unknown_plugin
+from services.plugin_executor.domain.models import (
+    Feature,
+    Features,
+    Limits,
+    Outcome,
+    Plugin,
+    PluginId,
+    Problem,
+    Progress,
+    Reason,
+    Usage,
+)
+from services.plugin_executor.domain.port import PluginSource, Sandbox
+from services.plugin_executor.domain.rules import (
+    ENTRYPOINT_PATTERN,
+    LIMITS,
+    MANIFEST,
+    NAME_PATTERN,
+    VERSION_PATTERN,
+    InvalidManifest,
+    LimitPolicy,
+    check_name,
+    folder_digest,
+    is_byte_code,
+    newest_versions,
+    plugin_of,
+    version_key,
+)
+
+__all__ = [
+    "ENTRYPOINT_PATTERN",
+    "LIMITS",
+    "MANIFEST",
+    "NAME_PATTERN",
+    "VERSION_PATTERN",
+    "Feature",
+    "Features",
+    "InvalidManifest",
+    "LimitPolicy",
+    "Limits",
+    "Outcome",
+    "Plugin",
+    "PluginId",
+    "PluginSource",
+    "Problem",
+    "Progress",
+    "Reason",
+    "Sandbox",
+    "SandboxUnavailable",
+    "Usage",
+    "check_name",
+    "folder_digest",
+    "is_byte_code",
+    "newest_versions",
+    "plugin_of",
+    "unknown_plugin",
+    "version_key",
+]

@@ -185,3 +185,26 @@ async def test_a_check_that_hangs_is_a_failure_after_two_seconds(settings: Setti
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "database: no answer within 2s"
     assert elapsed < 2.5
+
+
+async def test_what_a_passing_check_returns_is_shown_as_its_detail(settings: Settings) -> None:
+    async def layers() -> dict[str, list[str]]:
+        return {"active": ["rlimits", "seccomp"]}
+
+    async def broken() -> dict[str, list[str]]:
+        raise MessagingError("broker unreachable")
+
+    app = create_app("kit-test", settings)
+    add_readiness_check(app, "sandbox", layers)
+    add_readiness_check(app, "database", Dependency().check)
+    async with running(app) as client:
+        ready = await client.get("/readyz")
+        add_readiness_check(app, "bus", broken)
+        not_ready = await client.get("/readyz")
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"sandbox": "ok", "database": "ok"},
+        "details": {"sandbox": {"active": ["rlimits", "seccomp"]}},
+    }
+    assert not_ready.status_code == 503
+    assert not_ready.json()["details"] == {"sandbox": {"active": ["rlimits", "seccomp"]}}

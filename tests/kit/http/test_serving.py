@@ -10,8 +10,9 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
-from outrigger.cli.output import CommandFailed
+from outrigger.cli.output import CommandFailed, UserError
 from outrigger.cli.serve import _serve_all, _server
+from outrigger.errors import SettingsError
 from outrigger.http import create_app
 from outrigger.testing import free_port
 
@@ -63,3 +64,20 @@ async def test_a_server_that_cannot_start_stops_the_others_and_fails(settings: S
     with pytest.raises(CommandFailed, match="failing could not start"):
         await asyncio.wait_for(_serve_all([working, failing]), 10)
     assert working.started
+
+
+async def test_a_setting_the_lifespan_refuses_is_one_line_for_the_user(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    @contextlib.asynccontextmanager
+    async def refusing(_app: FastAPI) -> AsyncIterator[None]:
+        raise SettingsError("OUTRIGGER_SOMETHING: this host cannot do that")
+        yield
+
+    server = _server(
+        create_app("refusing", settings, lifespan=refusing), "127.0.0.1", free_port(), settings
+    )
+    with pytest.raises(UserError, match=r"^OUTRIGGER_SOMETHING: this host cannot do that$"):
+        await asyncio.wait_for(_serve_all([server]), 10)
+    assert not [r for r in caplog.records if "Traceback" in r.getMessage()], "no traceback logged"
+    assert "Application startup failed. Exiting." in caplog.messages
