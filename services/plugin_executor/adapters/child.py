@@ -1,0 +1,266 @@
+"""A run's child: what the worker prepares for it (a plugin's entry module compiled, the stdlib
+modules its code names imported), what the child does once confined (run the module, call the
+function, write tagged lines on fd 3), and how the worker tells the run's ending from what it saw.
+
+The lines: `p` + a progress object, then one final line: `r` + the result, `e` + the exception
+(type, message, errno), `m` (memory ran out), `i` + why the output is not a JSON object, `f` + why
+confinement failed. The child is untrusted: the worker parses what it says and only believes it
+about this run.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import errno
+import importlib
+import os
+import shutil
+import signal
+import stat
+import sys
+import types
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import orjson
+
+from services.plugin_executor.domain.models import Reason
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from services.plugin_executor.adapters.confinement import Confinement
+
+# Stdlib modules never imported for a plugin: they act when imported (print, open a browser).
+NOT_PREIMPORTED = frozenset({"this", "antigravity", "idlelib", "tkinter", "turtle", "turtledemo"})
+# What the stdlib's C code imports on first use, preloaded with the module that needs it: a run's
+# uid may not read the interpreter's files (a prefix under a private home), so what is not
+# preloaded cannot be imported there.
+LAZY = {"socket": ("encodings.idna",), "time": ("_strptime",), "datetime": ("_strptime",)}
+MAX_SOURCES = 200
+VIOLATIONS = frozenset({errno.EPERM, errno.EACCES})  # what seccomp, Landlock and DAC answer
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    folder: str
+    module: str
+    function: str
+    path: str
+    code: types.CodeType | None  # None: imported the usual way in the child (a package)
+
+    @classmethod
+    def prepare(cls, spec: dict[str, str]) -> Entry:
+        """Reads and compiles, imports stdlib modules: no plugin code runs here."""
+        folder, module = spec["folder"], spec["module"]
+        path = os.path.join(folder, *module.split(".")) + ".py"
+        code = None
+        sources = 0
+        for parent, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+            for name in sorted(f for f in files if f.endswith(".py"))[: MAX_SOURCES - sources]:
+                sources += 1
+                file = os.path.join(parent, name)
+                try:
+                    with open(file, "rb") as source:
+                        text = source.read()
+                    tree = ast.parse(text, file)
+                except (OSError, SyntaxError, ValueError):
+                    continue  # the child meets the same error, and reports it as the plugin's
+                _preimport(tree)
+                if file == path and "." not in module:
+                    code = compile(tree, file, "exec", dont_inherit=True)
+        return cls(folder, module, spec["function"], path, code)
+
+    def load(self) -> Callable[[dict[str, Any]], Any]:
+        """In the confined child: the plugin's function, its module run."""
+        sys.path.insert(0, self.folder)
+        if self.code is None:
+            namespace = importlib.import_module(self.module).__dict__
+        else:
+            module = types.ModuleType(self.module)
+            module.__file__ = self.path
+            sys.modules[self.module] = module
+            exec(self.code, module.__dict__)
+            namespace = module.__dict__
+        function: Callable[[dict[str, Any]], Any] = namespace[self.function]
+        return function
+
+
+def _preimport(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        names += [lazy for name in names for lazy in LAZY.get(name, ())]
+        for name in names:
+            top = name.partition(".")[0]
+            if top in sys.stdlib_module_names and top not in NOT_PREIMPORTED:
+                # Not a module (`from x import function`), or not on this host: the plugin's
+                # own import then says so, in the child.
+                with contextlib.suppress(Exception):
+                    importlib.import_module(name)
+
+
+class _NotAnObject(Exception):
+    pass
+
+
+def _line(tag: bytes, value: object) -> None:
+    data = memoryview(tag + orjson.dumps(value) + b"\n")
+    while data:
+        data = data[os.write(3, data) :]
+
+
+def _progress(item: object) -> None:
+    if type(item) is dict and item.keys() <= {"progress", "message"}:
+        value, message = item.get("progress"), item.get("message")
+        number = type(value) in (int, float) and 0 <= value <= 1  # type: ignore[operator]
+        if number and (message is None or type(message) is str):
+            _line(b"p", {"progress": value, "message": message})
+            return
+    raise _NotAnObject('a progress report is {"progress": 0 to 1, "message": text}')
+
+
+def run_in_child(
+    confinement: Confinement,
+    entry: Entry,
+    message: dict[str, Any],
+    run_dir: str,
+    output: int,
+    result: int,
+) -> NoReturn:
+    limits = message["limits"]
+    try:
+        confinement.apply(
+            run_dir, entry.folder, limits["cpu_seconds"], limits["memory_mib"], output, result
+        )
+    except BaseException as exc:
+        os.write(3, b"f" + orjson.dumps(f"{type(exc).__name__}: {exc}") + b"\n")
+        os._exit(70)
+    try:
+        answer = entry.load()(message["payload"])
+        if isinstance(answer, types.GeneratorType):
+            generator, answer = answer, None
+            while True:
+                try:
+                    _progress(next(generator))
+                except StopIteration as stop:
+                    answer = stop.value
+                    break
+        if type(answer) is not dict:
+            raise _NotAnObject(f"the plugin returned {type(answer).__name__}, not a JSON object")
+        try:
+            encoded = orjson.dumps(answer)
+        except orjson.JSONEncodeError as exc:
+            raise _NotAnObject(f"the result is not JSON: {exc}") from None
+        data = memoryview(b"r" + encoded + b"\n")
+        while data:
+            data = data[os.write(3, data) :]
+    except MemoryError:
+        os.write(3, b"m\n")
+    except _NotAnObject as exc:
+        _line(b"i", str(exc))
+    except BaseException as exc:
+        try:
+            text = str(exc)[:2000]
+        except Exception:
+            text = "(its message could not be read)"
+        code = exc.errno if isinstance(exc, OSError) else None
+        _line(b"e", {"type": type(exc).__name__, "message": text, "errno": code})
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):  # the plugin closed or broke its stdout
+            stream.flush()
+    os._exit(0)
+
+
+def ending(
+    final: bytes | None,
+    killed: Reason | None,
+    status: int,
+    cpu: float,
+    rss_kib: int,
+    limits: dict[str, Any],
+    budget: int,
+) -> dict[str, Any]:
+    """The run's reason, result and detail from what the worker saw."""
+    if killed is Reason.TIMEOUT:
+        return _end(killed, f"the wall-clock limit of {limits['wall_seconds']} s was reached")
+    if killed is Reason.OUTPUT_LIMIT:
+        return _end(killed, f"the output went past {budget >> 10} KiB and was cut")
+    if killed is Reason.KILLED:
+        return _end(killed, "the run was stopped (the sandbox is closing or was cancelled)")
+    tag, body = (final[:1], final[1:]) if final else (b"", b"")
+    try:
+        value = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        tag, value = b"", None
+    if tag == b"r":
+        if type(value) is dict:
+            return {"reason": Reason.OK, "result": value, "detail": None}
+        return _end(Reason.INVALID_OUTPUT, "the result is not a JSON object")
+    if tag == b"e" and type(value) is dict:
+        return _exception(value)
+    memory = limits["memory_mib"]
+    if tag == b"m":
+        return _end(Reason.MEMORY_LIMIT, f"the plugin ran out of its {memory} MiB")
+    if tag == b"i":
+        return _end(Reason.INVALID_OUTPUT, str(value))
+    if tag == b"f":
+        return _end(Reason.KILLED, f"the sandbox could not confine the run: {value}")
+    return _death(status, cpu, rss_kib, limits)
+
+
+def _exception(value: dict[str, Any]) -> dict[str, Any]:
+    text = f"{value.get('type')}: {value.get('message')}"
+    code = value.get("errno")
+    if code in VIOLATIONS:
+        return _end(Reason.SANDBOX_VIOLATION, f"denied by the sandbox: {text}")
+    if code == errno.EFBIG:
+        return _end(Reason.OUTPUT_LIMIT, f"a file went past the work dir's file-size limit: {text}")
+    return _end(Reason.ERROR, text)
+
+
+def _death(status: int, cpu: float, rss_kib: int, limits: dict[str, Any]) -> dict[str, Any]:
+    if os.WIFEXITED(status):
+        code = os.WEXITSTATUS(status)
+        return _end(Reason.ERROR, f"the plugin's process exited (status {code}) without a result")
+    number = os.WTERMSIG(status)
+    name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+    if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu >= limits["cpu_seconds"]):
+        return _end(Reason.CPU_LIMIT, f"the CPU limit of {limits['cpu_seconds']} s was reached")
+    if number == signal.SIGSYS:
+        return _end(Reason.SANDBOX_VIOLATION, "a forbidden system call (SIGSYS)")
+    if number == signal.SIGXFSZ:
+        return _end(Reason.OUTPUT_LIMIT, "a file went past the work dir's file-size limit")
+    near_memory = rss_kib >= limits["memory_mib"] * 1024 * 0.9
+    if near_memory and number in (signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT):
+        return _end(Reason.MEMORY_LIMIT, f"the plugin died ({name}) at its memory limit")
+    return _end(Reason.ERROR, f"the plugin's process died of {name}")
+
+
+def _end(reason: Reason, detail: str) -> dict[str, Any]:
+    return {"reason": reason, "result": None, "detail": detail}
+
+
+def remove_tree(path: str) -> None:
+    """Removes a run's work dir whatever the run left in it: symlinks are removed, never
+    followed; folders it made unreadable are opened up first (the worker owns them, or is root)."""
+    try:
+        os.rmdir(path)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
+    os.chmod(path, 0o700)
+    for parent, dirs, _ in os.walk(path):
+        for name in dirs:
+            folder = os.path.join(parent, name)
+            if stat.S_ISDIR(os.lstat(folder).st_mode):
+                os.chmod(folder, 0o700)
+    shutil.rmtree(path, ignore_errors=True)
