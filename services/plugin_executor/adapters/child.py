@@ -1,6 +1,6 @@
 """A run's child: what the worker prepares for it (a plugin's entry module compiled, the stdlib
 modules its code names imported), what the child does once confined (run the module, call the
-function, write tagged lines on fd 3), and how the worker tells the run's ending from what it saw.
+function, write tagged lines on fd 3), and the run's work dir removed after it.
 
 The lines: `p` + a progress object, then one final line: `r` + the result, `e` + the exception
 (type, message, errno), `m` (memory ran out), `i` + why the output is not a JSON object, `f` + why
@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import errno
 import importlib
 import os
 import shutil
-import signal
 import stat
 import sys
 import types
@@ -24,8 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
-
-from services.plugin_executor.domain.models import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,7 +35,6 @@ NOT_PREIMPORTED = frozenset({"this", "antigravity", "idlelib", "tkinter", "turtl
 # preloaded cannot be imported there.
 LAZY = {"socket": ("encodings.idna",), "time": ("_strptime",), "datetime": ("_strptime",)}
 MAX_SOURCES = 200
-VIOLATIONS = frozenset({errno.EPERM, errno.EACCES})  # what seccomp, Landlock and DAC answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,75 +171,6 @@ def run_in_child(
         with contextlib.suppress(BaseException):  # the plugin closed or broke its stdout
             stream.flush()
     os._exit(0)
-
-
-def ending(
-    final: bytes | None,
-    killed: Reason | None,
-    status: int,
-    cpu: float,
-    rss_kib: int,
-    limits: dict[str, Any],
-    budget: int,
-) -> dict[str, Any]:
-    """The run's reason, result and detail from what the worker saw."""
-    if killed is Reason.TIMEOUT:
-        return _end(killed, f"the wall-clock limit of {limits['wall_seconds']} s was reached")
-    if killed is Reason.OUTPUT_LIMIT:
-        return _end(killed, f"the output went past {budget >> 10} KiB and was cut")
-    if killed is Reason.KILLED:
-        return _end(killed, "the run was stopped (the sandbox is closing or was cancelled)")
-    tag, body = (final[:1], final[1:]) if final else (b"", b"")
-    try:
-        value = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        tag, value = b"", None
-    if tag == b"r":
-        if type(value) is dict:
-            return {"reason": Reason.OK, "result": value, "detail": None}
-        return _end(Reason.INVALID_OUTPUT, "the result is not a JSON object")
-    if tag == b"e" and type(value) is dict:
-        return _exception(value)
-    memory = limits["memory_mib"]
-    if tag == b"m":
-        return _end(Reason.MEMORY_LIMIT, f"the plugin ran out of its {memory} MiB")
-    if tag == b"i":
-        return _end(Reason.INVALID_OUTPUT, str(value))
-    if tag == b"f":
-        return _end(Reason.KILLED, f"the sandbox could not confine the run: {value}")
-    return _death(status, cpu, rss_kib, limits)
-
-
-def _exception(value: dict[str, Any]) -> dict[str, Any]:
-    text = f"{value.get('type')}: {value.get('message')}"
-    code = value.get("errno")
-    if code in VIOLATIONS:
-        return _end(Reason.SANDBOX_VIOLATION, f"denied by the sandbox: {text}")
-    if code == errno.EFBIG:
-        return _end(Reason.OUTPUT_LIMIT, f"a file went past the work dir's file-size limit: {text}")
-    return _end(Reason.ERROR, text)
-
-
-def _death(status: int, cpu: float, rss_kib: int, limits: dict[str, Any]) -> dict[str, Any]:
-    if os.WIFEXITED(status):
-        code = os.WEXITSTATUS(status)
-        return _end(Reason.ERROR, f"the plugin's process exited (status {code}) without a result")
-    number = os.WTERMSIG(status)
-    name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
-    if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu >= limits["cpu_seconds"]):
-        return _end(Reason.CPU_LIMIT, f"the CPU limit of {limits['cpu_seconds']} s was reached")
-    if number == signal.SIGSYS:
-        return _end(Reason.SANDBOX_VIOLATION, "a forbidden system call (SIGSYS)")
-    if number == signal.SIGXFSZ:
-        return _end(Reason.OUTPUT_LIMIT, "a file went past the work dir's file-size limit")
-    near_memory = rss_kib >= limits["memory_mib"] * 1024 * 0.9
-    if near_memory and number in (signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT):
-        return _end(Reason.MEMORY_LIMIT, f"the plugin died ({name}) at its memory limit")
-    return _end(Reason.ERROR, f"the plugin's process died of {name}")
-
-
-def _end(reason: Reason, detail: str) -> dict[str, Any]:
-    return {"reason": reason, "result": None, "detail": detail}
 
 
 def remove_tree(path: str) -> None:

@@ -28,19 +28,19 @@ from typing import Any
 
 import orjson
 
-from services.plugin_executor.adapters.child import Entry, ending, remove_tree, run_in_child
+from services.plugin_executor.adapters.child import Entry, remove_tree, run_in_child
 from services.plugin_executor.adapters.confinement import (
     Confinement,
     enter_network_namespace,
     open_readable,
     set_dumpable,
 )
+from services.plugin_executor.adapters.endings import Lines, ending
 from services.plugin_executor.adapters.probe import DISABLED, layers, probe
 from services.plugin_executor.domain.models import Feature, Features, Reason
 
 PR_SET_CHILD_SUBREAPER = 36
 HEADER = struct.Struct(">I")
-CHUNK = 1 << 16
 SHARED = ("/tmp", "/var/tmp", "/dev/shm")
 
 
@@ -120,6 +120,9 @@ class Worker:
         self.stopping = False
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
+    def report(self, frame: dict[str, Any]) -> None:
+        write_frame(self.pool_out, frame)
+
     def entry(self, spec: dict[str, str]) -> Entry:
         entry = self.entries.get(spec["key"])
         if entry is None:
@@ -175,7 +178,7 @@ class Worker:
             poller.register(fd, select.POLLIN)
         deadline = started + limits["wall_seconds"]
         budget = limits["output_kib"] << 10
-        lines = Lines(self.pool_out)
+        lines = Lines(self.report)
         killed: Reason | None = None
         exited = False
         while not exited and killed is None:
@@ -252,48 +255,6 @@ class Worker:
         for entry in self.entries.values():
             detail = detail.replace(entry.folder, "<plugin>")
         return detail
-
-
-class Lines:
-    """The run's pipes, read as they fill: progress goes to the pool at once; the first final
-    line is kept; every byte counts against the output budget."""
-
-    def __init__(self, pool_out: int) -> None:
-        self.pool_out = pool_out
-        self.size = 0
-        self.final: bytes | None = None
-        self._pending = b""
-
-    def read(self, fd: int, results: bool, poller: select.poll | None) -> bool:
-        try:
-            data = os.read(fd, CHUNK)
-        except BlockingIOError:
-            return False
-        if not data:
-            if poller is not None:
-                poller.unregister(fd)
-            return False
-        self.size += len(data)
-        if results and self.final is None:
-            *complete, self._pending = (self._pending + data).split(b"\n")
-            for line in complete:
-                if line[:1] == b"p":
-                    self._progress(line[1:])
-                elif self.final is None and line:
-                    self.final = line
-        return True
-
-    def _progress(self, body: bytes) -> None:
-        try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return
-        if type(value) is dict and type(value.get("progress")) in (int, float):
-            message = value.get("message")
-            report = {"progress": value["progress"], "message": message}
-            if message is not None and type(message) is not str:
-                report["message"] = None
-            write_frame(self.pool_out, {"op": "progress", **report})
 
 
 def _kill(pid: int) -> None:

@@ -1,4 +1,5 @@
-"""The pool's side of one worker process: starting it, its frames, its current run.
+"""The pool's side of one worker process: starting it, its frames, its current run; and its
+slot (its folder, its runs' uid), cleared after it.
 
 A worker is `python -I -S -c <boot> <project root> <orjson's folder>`: isolated (no
 environment, no user site, not the service's path), with only the project and orjson added for
@@ -10,18 +11,26 @@ routes them to the current run; when the pipe closes the worker is dead, its run
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
+import signal
 import struct
 import sys
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+import services
+from services.plugin_executor.adapters.child import remove_tree
 from services.plugin_executor.domain.errors import SandboxUnavailable
 from services.plugin_executor.domain.models import Feature, Features, Progress
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
+
+    from services.plugin_executor.domain.models import Plugin
 
 log = logging.getLogger("outrigger.plugin_executor")
 HEADER = struct.Struct(">I")
@@ -31,6 +40,25 @@ BOOT = (
 )
 CANCEL = orjson.dumps({"op": "cancel"})
 STOP_SECONDS = 5.0
+
+
+@functools.cache
+def _boot_path() -> list[str]:
+    """The worker's own imports: the project and orjson, nothing else of the service's path."""
+    return [
+        os.path.dirname(os.path.dirname(os.path.realpath(module.__file__ or "")))
+        for module in (services, orjson)
+    ]
+
+
+def plugin_spec(plugin: Plugin) -> dict[str, str]:
+    """A plugin as a worker knows it: where its code is, and a key for what it prepared."""
+    return {
+        "key": f"{plugin.id}#{plugin.id.digest}",
+        "folder": os.path.realpath(plugin.folder),
+        "module": plugin.module,
+        "function": plugin.function,
+    }
 
 
 class WorkerDied(Exception):
@@ -61,14 +89,13 @@ class WorkerHandle:
         index: int,
         generation: int,
         init: dict[str, Any],
-        path: list[str],
         on_lost: Callable[[WorkerHandle], None],
         within: float,
     ) -> WorkerHandle:
         """A started worker, ready for runs; `SandboxUnavailable` when it cannot start."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-I", "-S", "-c", BOOT, *path),
+            *("-I", "-S", "-c", BOOT, *_boot_path()),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={},
@@ -97,12 +124,13 @@ class WorkerHandle:
         self, body: bytes, progress: Callable[[Progress], None] | None
     ) -> asyncio.Future[dict[str, Any]]:
         """Sends a run; the future is its `done` (or `fault`) frame, or fails with
-        `WorkerDied`."""
-        if self.dead:
-            raise WorkerDied
+        `WorkerDied` (at once if the worker is dead already)."""
         self.done = asyncio.get_running_loop().create_future()
         self._progress = progress
-        self._write(body)
+        if self.dead:
+            self.done.set_exception(WorkerDied())
+        else:
+            self._write(body)
         return self.done
 
     def cancel(self) -> None:
@@ -158,3 +186,37 @@ class WorkerHandle:
             self.process.kill()
             await self.process.wait()
         await self._reader
+
+
+def clear_slot(
+    work_dir: Path, index: int, owner: int | None, run_uid: int | None, *, remove: bool = False
+) -> None:
+    """Worker `index`'s folder, `<work_dir>/<index>` (made, given to `owner` when the pool is
+    root), emptied of what a dead worker left; the processes of its runs' uid (`run_uid`: a
+    daemon its last run started) killed. `remove`: the pool is closing; the folder goes too."""
+    if not work_dir.exists():
+        work_dir.mkdir(mode=0o711, parents=True)  # passable, not listable
+    folder = work_dir / str(index)
+    if remove and not folder.exists():
+        return
+    folder.mkdir(mode=0o711, exist_ok=True)
+    if os.geteuid() == 0 and owner is not None:
+        os.chown(folder, owner, owner)
+    if os.geteuid() == 0 and run_uid is not None:
+        _kill_processes_of(run_uid)
+    for leftover in folder.iterdir():
+        remove_tree(str(leftover))
+    if remove:
+        folder.rmdir()
+
+
+def _kill_processes_of(uid: int) -> None:
+    """By the real uid of `status`: /proc shows a process that changed uid as root's."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/status", "rb") as status:
+                text = status.read()
+            if int(text.split(b"\nUid:", 1)[1].split()[0]) == uid:
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
