@@ -166,3 +166,38 @@ class SandboxContract(ContractSuite[WorkerPool]):
         assert [o.reason for o in outcomes] == [Reason.OK] * 3
         assert worker not in pool.worker_pids
         assert run_processes(pool) == []  # the run died with its worker
+
+    async def test_a_run_whose_caller_goes_away_is_killed_and_its_worker_goes_on(
+        self, new_adapter: Any
+    ) -> None:
+        pool = await new_adapter(size=1)
+        wait, echo = plugin("contract", "wait"), plugin("contract", "echo")
+        started = asyncio.Event()
+        running = asyncio.create_task(pool.run(wait, {}, wait.limits, lambda _: started.set()))
+        await started.wait()
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        outcome = await pool.run(echo, {"after": True}, echo.limits)
+        assert (outcome.reason, outcome.result) == (Reason.OK, {"echo": {"after": True}})
+        assert run_processes(pool) == []
+
+    async def test_loading_plugins_restarts_the_workers_in_turn(self, new_adapter: Any) -> None:
+        pool = await new_adapter()
+        echo, steps = plugin("contract", "echo"), plugin("contract", "progress")
+        before = set(pool.worker_pids)
+        pool.load([echo, steps])
+        outcomes = [await pool.run(echo, {"n": n}, echo.limits) for n in range(5)]
+        assert [o.reason for o in outcomes] == [Reason.OK] * 5
+
+        def restarted() -> bool:  # warm: every worker new; cold: there is none to restart
+            pids = set(pool.worker_pids)
+            return self.mode == "cold" or (len(pids) == pool.size and not before & pids)
+
+        for _ in range(100):  # the restarts go on in the background, one worker at a time
+            if restarted():
+                break
+            await asyncio.sleep(0.05)
+        assert restarted()
+        outcome = await pool.run(steps, {"steps": ["x"]}, steps.limits)
+        assert (outcome.reason, outcome.result) == (Reason.OK, {"steps": 1}), outcome

@@ -2,10 +2,10 @@
 modules its code names imported), what the child does once confined (run the module, call the
 function, write tagged lines on fd 3), and the run's work dir removed after it.
 
-The lines: `p` + a progress object, then one final line: `r` + the result, `e` + the exception
-(type, message, errno), `m` (memory ran out), `i` + why the output is not a JSON object, `f` + why
-confinement failed. The child is untrusted: the worker parses what it says and only believes it
-about this run.
+The lines: `f` + why confinement failed, or `c` once confined; `p` + a progress object; then
+one final line: `r` + the result, `e` + the exception (type, message, errno), `m` (memory ran
+out), `i` + why the output is not a JSON object. Once the plugin runs the lines are untrusted:
+the worker parses them, and believes them only about this run.
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ class Entry:
             sys.modules[self.module] = module
             exec(self.code, module.__dict__)
             namespace = module.__dict__
-        function: Callable[[dict[str, Any]], Any] = namespace[self.function]
+        function: Callable[[dict[str, Any]], Any] | None = namespace.get(self.function)
+        if not callable(function):
+            raise AttributeError(f"{self.module} has no function {self.function}")
         return function
 
 
@@ -121,6 +123,19 @@ def _progress(item: object) -> None:
     raise _NotAnObject('a progress report is {"progress": 0 to 1, "message": text}')
 
 
+def _errno(exc: BaseException) -> int | None:
+    """The errno of the OSError that caused `exc` (it, or one it was raised from or while
+    handling, a few links deep): a library's own error around a denied call still says so."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def run_in_child(
     confinement: Confinement,
     entry: Entry,
@@ -137,6 +152,7 @@ def run_in_child(
     except BaseException as exc:
         os.write(3, b"f" + orjson.dumps(f"{type(exc).__name__}: {exc}") + b"\n")
         os._exit(70)
+    os.write(3, b"c\n")
     try:
         answer = entry.load()(message["payload"])
         if isinstance(answer, types.GeneratorType):
@@ -165,8 +181,7 @@ def run_in_child(
             text = str(exc)[:2000]
         except Exception:
             text = "(its message could not be read)"
-        code = exc.errno if isinstance(exc, OSError) else None
-        _line(b"e", {"type": type(exc).__name__, "message": text, "errno": code})
+        _line(b"e", {"type": type(exc).__name__, "message": text, "errno": _errno(exc)})
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):  # the plugin closed or broke its stdout
             stream.flush()

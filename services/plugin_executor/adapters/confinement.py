@@ -155,7 +155,8 @@ class Confinement:
         os.dup2(result, 3)
         start = 4
         for fd in self._keep:
-            os.closerange(start, fd)
+            if start < fd:
+                os.closerange(start, fd)
             start = fd + 1
         os.closerange(start, 1 << 20)
         os.chdir(work_dir)

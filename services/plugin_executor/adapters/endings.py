@@ -33,8 +33,14 @@ class Lines:
     def __init__(self, report: Callable[[dict[str, Any]], None]) -> None:
         self.report = report  # sends a frame to the pool
         self.size = 0
-        self.final: bytes | None = None
+        self.final: bytes | None = None  # the first final line
+        self.confined = False  # the child said so before the plugin's code ran
         self._pending = bytearray()
+        self._ended: set[int] = set()
+
+    def open_of(self, *fds: int) -> list[int]:
+        """Those of `fds` whose end was not read yet."""
+        return [fd for fd in fds if fd not in self._ended]
 
     def read(self, fd: int, results: bool, poller: select.poll | None) -> bool:
         """Reads what `fd` has (`results`: the result pipe); False when it had nothing (and
@@ -44,6 +50,7 @@ class Lines:
         except BlockingIOError:
             return False
         if not data:
+            self._ended.add(fd)
             if poller is not None:
                 poller.unregister(fd)
             return False
@@ -56,6 +63,8 @@ class Lines:
                 for line in complete:
                     if line[:1] == b"p":
                         self._progress(bytes(line[1:]))
+                    elif line == b"c":
+                        self.confined = True
                     elif self.final is None and line:
                         self.final = bytes(line)
         return True
@@ -72,7 +81,7 @@ class Lines:
 
 
 def ending(
-    final: bytes | None,
+    lines: Lines,
     killed: Reason | None,
     status: int,
     cpu: float,
@@ -80,13 +89,15 @@ def ending(
     limits: dict[str, Any],
     budget: int,
 ) -> dict[str, Any]:
-    """The run's reason, result and detail from what the worker saw."""
+    """The run's reason, result and detail from what the worker saw; `op: fault` when the child
+    could not confine itself (before any plugin code ran: after, the line is the plugin's)."""
     if killed is Reason.TIMEOUT:
-        return _end(killed, f"the wall-clock limit of {limits['wall_seconds']} s was reached")
+        return _end(killed, f"the wall-clock limit of {limits['wall_seconds']:g} s was reached")
     if killed is Reason.OUTPUT_LIMIT:
         return _end(killed, f"the output went past {budget >> 10} KiB and was cut")
     if killed is Reason.KILLED:
         return _end(killed, "the run was stopped (the sandbox is closing or was cancelled)")
+    final = lines.final
     tag, body = (final[:1], final[1:]) if final else (b"", b"")
     try:
         value = orjson.loads(body) if body else None
@@ -103,8 +114,8 @@ def ending(
         return _end(Reason.MEMORY_LIMIT, f"the plugin ran out of its {memory} MiB")
     if tag == b"i":
         return _end(Reason.INVALID_OUTPUT, str(value))
-    if tag == b"f":
-        return _end(Reason.KILLED, f"the sandbox could not confine the run: {value}")
+    if tag == b"f" and not lines.confined:
+        return {"op": "fault", "detail": f"the sandbox could not confine a run: {value}"}
     return _death(status, cpu, rss_kib, limits)
 
 
@@ -125,7 +136,7 @@ def _death(status: int, cpu: float, rss_kib: int, limits: dict[str, Any]) -> dic
     number = os.WTERMSIG(status)
     name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
     if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu >= limits["cpu_seconds"]):
-        return _end(Reason.CPU_LIMIT, f"the CPU limit of {limits['cpu_seconds']} s was reached")
+        return _end(Reason.CPU_LIMIT, f"the CPU limit of {limits['cpu_seconds']:g} s was reached")
     if number == signal.SIGSYS:
         return _end(Reason.SANDBOX_VIOLATION, "a forbidden system call (SIGSYS)")
     if number == signal.SIGXFSZ:

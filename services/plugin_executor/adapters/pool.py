@@ -5,7 +5,8 @@ cold: a fresh worker per run, at most `size` at once. Runs wait in a bounded que
 (`SandboxUnavailable` beyond it). A worker that dies is replaced; the run it had ends `killed`.
 Worker `i` works in `<work_dir>/<i>` and, when the service is root, its runs take uid
 `uid_base + i`; `worker_uid` starts the workers as that unprivileged uid instead (what a
-container does), so the runs share it.
+container does), so the runs share it. `close` lets runs end within their wall-clock limit, or
+within `grace_seconds` when it is set (then kills them).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class WorkerPool:
         queue_size: int = 64,
         worker_uid: int | None = None,
         disabled: Collection[Feature] = frozenset(),
-        grace_seconds: float = 30.0,
+        grace_seconds: float | None = None,
     ) -> None:
         self.work_dir = Path(os.path.realpath(work_dir))
         self.size, self.mode, self.queue_size = size, mode, queue_size

@@ -5,8 +5,8 @@ It talks to the pool over its stdin/stdout with length-prefixed orjson frames. T
 entry modules (no plugin code runs here, not even at import: that happens in the confined
 child), opens what the child will need, gives up what it may (the worker's uid, an empty network
 namespace), probes the host and answers `ready`. Then, per `run` frame: a private work dir, a
-fork, the child confines itself and runs the plugin, writing tagged lines on fd 3 (`p`rogress,
-`r`esult, `e`xception, `m`emory, `i`nvalid output, `f`ault); the worker watches the child, its
+fork, the child confines itself and runs the plugin, writing tagged lines on fd 3
+(`child.py`, `endings.py`); the worker watches the child, its
 pipes, the wall clock and its stdin (`cancel`) with one poll, kills the process group when a
 limit is hit, reaps it with its rusage, kills whatever the run left (the worker is the child
 subreaper of every process the run started, so a double-forked daemon comes back to it), removes
@@ -118,6 +118,7 @@ class Worker:
         self.confinement = Confinement(applied)
         self.runs = 0
         self.stopping = False
+        self.children = f"/proc/{os.getpid()}/task/{os.getpid()}/children"  # one thread
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
     def report(self, frame: dict[str, Any]) -> None:
@@ -139,27 +140,37 @@ class Worker:
                 write_frame(self.pool_out, self.execute(message))
 
     def execute(self, message: dict[str, Any]) -> dict[str, Any]:
+        entry = self.entry(message["plugin"])
+        self.runs += 1
+        run_dir = os.path.join(self.work_dir, f"run-{os.getpid()}-{self.runs}")
+        pipes: list[int] = []
+        pid = 0
         try:
-            entry = self.entry(message["plugin"])
-            self.runs += 1
-            run_dir = os.path.join(self.work_dir, f"run-{os.getpid()}-{self.runs}")
             os.mkdir(run_dir, 0o700)
             if self.job_uid is not None:
                 os.chown(run_dir, self.job_uid, self.job_uid)
-            result_r, result_w = os.pipe()
-            output_r, output_w = os.pipe()
+            pipes += os.pipe()
+            pipes += os.pipe()
+            result_r, result_w, output_r, output_w = pipes
             started = time.monotonic()
             pid = os.fork()
-        except OSError as exc:
-            return {"op": "fault", "detail": f"the sandbox could not start a run: {exc}"}
-        if pid == 0:  # pragma: no cover - the child, which never returns
-            run_in_child(self.confinement, entry, message, run_dir, output_w, result_w)
-        for fd in (result_w, output_w):
-            os.close(fd)
-        try:
+            if pid == 0:  # pragma: no cover - the child
+                try:
+                    run_in_child(self.confinement, entry, message, run_dir, output_w, result_w)
+                finally:
+                    os._exit(70)  # never back into the worker's loop
+            for fd in (result_w, output_w):
+                os.close(fd)
+                pipes.remove(fd)
             return self.supervise(pid, started, message["limits"], result_r, output_r, run_dir)
+        except OSError as exc:
+            if pid:
+                _kill(pid)
+                os.waitpid(pid, 0)
+                self.sweep(pid)
+            return {"op": "fault", "detail": f"the sandbox could not run a plugin: {exc}"}
         finally:
-            for fd in (result_r, output_r):
+            for fd in pipes:
                 os.close(fd)
             remove_tree(run_dir)
 
@@ -201,34 +212,33 @@ class Worker:
         os.close(pidfd)
         if killed is not None:
             _kill(pid)
-        else:
-            for fd in (result_r, output_r):
+        _, status, usage = os.wait4(pid, 0)
+        wall = time.monotonic() - started
+        left_cpu, left_rss = self.sweep(pid)  # now nothing of the run writes to the pipes
+        if killed is None:
+            for fd in lines.open_of(result_r, output_r):
                 os.set_blocking(fd, False)
                 while lines.read(fd, fd == result_r, None):
                     pass
             if lines.size > budget:
                 killed = Reason.OUTPUT_LIMIT
-        _, status, usage = os.wait4(pid, 0)
-        wall = time.monotonic() - started
-        cpu = usage.ru_utime + usage.ru_stime
-        rss = usage.ru_maxrss
-        left_cpu, left_rss = self.sweep(pid)
-        outcome = ending(
-            lines.final, killed, status, cpu + left_cpu, max(rss, left_rss), limits, budget
-        )
-        outcome["detail"] = self.scrub(outcome.get("detail"), run_dir)
-        outcome.update(op="done", cpu_s=cpu + left_cpu, max_rss_kib=max(rss, left_rss), wall_s=wall)
-        return outcome
+        cpu = usage.ru_utime + usage.ru_stime + left_cpu
+        rss = max(usage.ru_maxrss, left_rss)
+        outcome = ending(lines, killed, status, cpu, rss, limits, budget)
+        outcome["detail"] = self.scrub(outcome["detail"], run_dir)
+        return {"op": "done", **outcome, "cpu_s": cpu, "max_rss_kib": rss, "wall_s": wall}
 
     def sweep(self, pgid: int) -> tuple[float, int]:
         """Kills and reaps every process the run left (its group, then whatever came back to
         this subreaper); their cpu and peak memory count for the run."""
         _kill(-pgid)
         cpu, rss = 0.0, 0
-        children = f"/proc/{os.getpid()}/task/{os.getpid()}/children"
         while True:
-            with open(children, "rb") as file:
-                pids = [int(pid) for pid in file.read().split()]
+            fd = os.open(self.children, os.O_RDONLY)
+            try:
+                pids = [int(pid) for pid in os.read(fd, 1 << 16).split()]
+            finally:
+                os.close(fd)
             if not pids:
                 break
             for pid in pids:
