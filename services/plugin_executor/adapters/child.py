@@ -28,8 +28,11 @@ if TYPE_CHECKING:
 
     from services.plugin_executor.adapters.confinement import Confinement
 
-# Stdlib modules never imported for a plugin: they act when imported (print, open a browser).
-NOT_PREIMPORTED = frozenset({"this", "antigravity", "idlelib", "tkinter", "turtle", "turtledemo"})
+# Stdlib modules never imported for a plugin: they act when imported (print, open a browser,
+# run the .pth files of site-packages).
+NOT_PREIMPORTED = frozenset(
+    {"this", "antigravity", "__hello__", "__phello__", "site", "idlelib", "tkinter", "turtle"}
+)
 # What the stdlib's C code imports on first use, preloaded with the module that needs it: a run's
 # uid may not read the interpreter's files (a prefix under a private home), so what is not
 # preloaded cannot be imported there.

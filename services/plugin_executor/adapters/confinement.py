@@ -1,12 +1,13 @@
 """What a run's child applies to itself before plugin code runs, and the worker's network
 namespace.
 
-`confine` goes, in order: a session of its own; fds 0-2 on /dev/null and the output pipe, the
-result pipe on fd 3, every other fd closed; the private work dir; an empty environment; rlimits;
-the job's uid (when the worker is root); parent-death signal; no_new_privs; Landlock (raw
-syscalls; the best ABI the kernel has); seccomp (a raw BPF filter). no_new_privs comes before
-Landlock because `landlock_restrict_self` needs it once the uid is dropped. Each layer is applied
-only if the probe found it (`Layers`); a failure raises, and the child then never runs the plugin.
+`Confinement.apply`, in order: a session of its own; fds 0-2 on /dev/null and the output pipe,
+the result pipe on fd 3, every other fd closed; the private work dir; an empty environment;
+rlimits; the job's uid (when the worker is root); parent-death signal; no_new_privs; Landlock
+(raw syscalls; the best ABI the kernel has); seccomp (a raw BPF filter). no_new_privs comes
+before Landlock because `landlock_restrict_self` needs it once the uid is dropped. Each layer is
+applied only if the probe found it (`Layers`); a failure raises, and the child then never runs
+the plugin. The seccomp filter is written for x86-64 (elsewhere the probe reports it missing).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
 SECCOMP_MODE_FILTER = 2
-SYS_CAPSET, SYS_LANDLOCK_CREATE, SYS_LANDLOCK_ADD, SYS_LANDLOCK_RESTRICT = 126, 444, 445, 446
+SYS_LANDLOCK_CREATE, SYS_LANDLOCK_ADD, SYS_LANDLOCK_RESTRICT = 444, 445, 446  # every arch
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
 LANDLOCK_CREATE_RULESET_VERSION, LANDLOCK_RULE_PATH_BENEATH = 1, 1
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
 
@@ -260,6 +262,6 @@ def enter_network_namespace() -> str | None:
     with open("/proc/self/gid_map", "w") as file:
         file.write(f"{gid} {gid} 1")
     header = struct.pack("=Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-    if _syscall(SYS_CAPSET, header, bytes(24)):
+    if _syscall(SYS_CAPSET[os.uname().machine], header, bytes(24)):
         raise _fail("capset")
     return None

@@ -286,8 +286,7 @@ class WorkerPool:
         self._closing = True
         self._fail_waiters("the sandbox is stopping")
         running = [w.done for w in self._live.values() if w.done is not None]
-        running += [task for task in self._tasks if not task.done()]
-        if running:
+        if running := running + [task for task in self._tasks if not task.done()]:
             await asyncio.wait(running, timeout=self.grace_seconds)
         for worker in list(self._live.values()):
             worker.cancel()

@@ -39,7 +39,7 @@ def _in_child(check: Callable[[], str | None]) -> str | None:
         os._exit(0)
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
-        text = pipe.read().decode(errors="replace")
+        text = " ".join(pipe.read().decode(errors="replace").split())  # one line
     _, status = os.waitpid(pid, 0)
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status):
         return text or f"the probe's child ended with status {status}"
@@ -118,7 +118,11 @@ def probe(
             if job_uid is not None
             else f"the workers run as uid {os.getuid()}, not root: runs share that uid"
         ),
-        Feature.SECCOMP: _denies(Layers(), work_dir, socket.socket, "socket(AF_INET)"),
+        Feature.SECCOMP: (
+            _denies(Layers(), work_dir, socket.socket, "socket(AF_INET)")
+            if os.uname().machine == "x86_64"
+            else f"the seccomp filter is written for x86-64, not {os.uname().machine}"
+        ),
         Feature.LANDLOCK: _landlock_missing(abi)
         or _denies(
             Layers(landlock_abi=abi, seccomp=False, readable=readable),

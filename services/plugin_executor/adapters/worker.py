@@ -4,13 +4,12 @@ It talks to the pool over its stdin/stdout with length-prefixed orjson frames. T
 (`init`) says who it is; it pre-imports the stdlib modules the plugins name and compiles their
 entry modules (no plugin code runs here, not even at import: that happens in the confined
 child), opens what the child will need, gives up what it may (the worker's uid, an empty network
-namespace), probes the host and answers `ready`. Then, per `run` frame: a private work dir, a
-fork, the child confines itself and runs the plugin, writing tagged lines on fd 3
-(`child.py`, `endings.py`); the worker watches the child, its
-pipes, the wall clock and its stdin (`cancel`) with one poll, kills the process group when a
-limit is hit, reaps it with its rusage, kills whatever the run left (the worker is the child
-subreaper of every process the run started, so a double-forked daemon comes back to it), removes
-the work dir and answers `done` (or `fault`: the pool then raises `SandboxUnavailable`).
+namespace), probes the host and answers `ready`. Then, per `run`: a private work dir, a fork;
+the child confines itself, runs the plugin and writes tagged lines on fd 3 (`child.py`); the
+worker watches the child, its pipes, the wall clock and its stdin (`cancel`) in one poll, kills
+the process group at a limit, reaps it with its rusage, kills what the run left (it is the
+subreaper of every process the run started, so a double-forked daemon comes back to it),
+removes the work dir and answers `done` (`endings.py`), or `fault` (`SandboxUnavailable`).
 """
 
 from __future__ import annotations
@@ -47,12 +46,8 @@ SHARED = ("/tmp", "/var/tmp", "/dev/shm")
 def read_frame(fd: int) -> dict[str, Any] | None:
     """The next frame from the pool, or None at the end of its pipe."""
     header = _read_exact(fd, HEADER.size)
-    if header is None:
-        return None
-    body = _read_exact(fd, HEADER.unpack(header)[0])
-    if body is None:
-        return None
-    frame: dict[str, Any] = orjson.loads(body)
+    body = None if header is None else _read_exact(fd, HEADER.unpack(header)[0])
+    frame: dict[str, Any] | None = None if body is None else orjson.loads(body)
     return frame
 
 
@@ -280,7 +275,8 @@ def main() -> None:
     os.dup2(2, 1)  # a stray print goes to the log, never into the frames
     os.close(devnull)
     sys.dont_write_bytecode = True
-    sys.path[:] = [p for p in sys.path if p.startswith(sys.base_prefix)]
+    prefix = sys.base_prefix
+    sys.path[:] = [p for p in sys.path if p == prefix or p.startswith(prefix + os.sep)]
     try:
         init = read_frame(pool_in)
         if init is None:
