@@ -201,3 +201,19 @@ class SandboxContract(ContractSuite[WorkerPool]):
         assert restarted()
         outcome = await pool.run(steps, {"steps": ["x"]}, steps.limits)
         assert (outcome.reason, outcome.result) == (Reason.OK, {"steps": 1}), outcome
+
+    async def test_large_payloads_and_results_come_whole_and_output_past_the_limit_is_cut(
+        self, adapter: WorkerPool
+    ) -> None:
+        big = plugin("contract", "big", output_kib=4096)
+        whole = await adapter.run(big, {"size": 3 << 20}, big.limits)
+        assert whole.reason is Reason.OK
+        assert whole.result == {"text": "x" * (3 << 20)}
+        echo = plugin("contract", "echo", output_kib=4096)
+        payload = {"text": "é" * (1 << 20)}
+        echoed = await adapter.run(echo, payload, echo.limits)
+        assert echoed.result == {"echo": payload}
+        small = plugin("contract", "big", output_kib=4)
+        cut = await adapter.run(small, {"size": 5000}, small.limits)
+        assert (cut.reason, cut.result) == (Reason.OUTPUT_LIMIT, None)
+        assert cut.detail == "the output went past 4 KiB and was cut"

@@ -52,13 +52,14 @@ def read_frame(fd: int) -> dict[str, Any] | None:
 
 
 def _read_exact(fd: int, size: int) -> bytes | None:
-    data = b""
-    while len(data) < size:
-        chunk = os.read(fd, size - len(data))
+    chunks, missing = [], size
+    while missing:
+        chunk = os.read(fd, missing)
         if not chunk:
             return None
-        data += chunk
-    return data
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
 
 
 def write_frame(fd: int, message: dict[str, Any]) -> None:

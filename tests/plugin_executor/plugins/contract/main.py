@@ -62,3 +62,7 @@ def wait(payload):
     yield {"progress": 0.0, "message": "waiting"}
     time.sleep(payload.get("seconds", 60))
     return {}
+
+
+def big(payload):
+    return {"text": "x" * payload["size"]}
