@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.plugin_executor.adapters.pool import WorkerPool
-from services.plugin_executor.domain.models import Limits, Plugin, PluginId
+from services.plugin_executor.domain.models import Feature, Limits, Plugin, PluginId
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
@@ -60,17 +60,24 @@ def uid_base() -> int:
 @dataclass(frozen=True)
 class Level:
     """An isolation level: root (runs under uids of their own, the workers in a network
-    namespace) or unprivileged (workers started as one plain uid, as in a container)."""
+    namespace), unprivileged (workers started as one plain uid: the runs share it; a user and
+    network namespace where the kernel lets a plain uid have one), container (the same without
+    namespaces, as Docker's default profile allows)."""
 
     name: str
     unprivileged: bool
+    disabled: frozenset[Feature] = frozenset()
 
     def options(self, base: int) -> dict[str, Any]:
         worker_uid = base + UIDS_PER_POOL - 1 if self.unprivileged else None
-        return {"uid_base": base, "worker_uid": worker_uid}
+        return {"uid_base": base, "worker_uid": worker_uid, "disabled": self.disabled}
 
 
-LEVELS = [Level("root", unprivileged=False), Level("unprivileged", unprivileged=True)]
+LEVELS = [
+    Level("root", unprivileged=False),
+    Level("unprivileged", unprivileged=True),
+    Level("container", unprivileged=True, disabled=frozenset({Feature.NETWORK_NAMESPACE})),
+]
 
 
 @contextmanager

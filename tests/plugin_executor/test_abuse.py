@@ -1,7 +1,7 @@
 """The abuse suite: plugins that try to escape the sandbox or hurt the host, each contained and
-ended with the right reason, at every isolation level this machine offers (root: runs under
-uids of their own, workers in a network namespace; unprivileged: workers started as one plain
-uid, as in a container). After each run no process of it is left, and after each test nothing
+ended with the right reason, at every isolation level this machine offers (`LEVELS`: root, runs
+under uids of their own; unprivileged, workers started as one plain uid; container, the same
+without namespaces). After each run no process of it is left, and after each test nothing
 of the runs is left in the work root, /tmp or /dev/shm (`sandbox_support.started`).
 
 Heavy cases run under tight limits (1-2 s, 64 MiB) to keep the suite quick.
