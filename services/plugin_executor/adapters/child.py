@@ -37,7 +37,7 @@ NOT_PREIMPORTED = frozenset(
 # uid may not read the interpreter's files (a prefix under a private home), so what is not
 # preloaded cannot be imported there.
 LAZY = {"socket": ("encodings.idna",), "time": ("_strptime",), "datetime": ("_strptime",)}
-MAX_SOURCES = 200
+MAX_SOURCES, MAX_SOURCE = 200, 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +61,7 @@ class Entry:
                 sources += 1
                 file = os.path.join(parent, name)
                 try:
-                    with open(file, "rb") as source:
-                        text = source.read()
-                    tree = ast.parse(text, file)
+                    tree = ast.parse(_source(file), file)
                 except (OSError, SyntaxError, ValueError):
                     continue  # the child meets the same error, and reports it as the plugin's
                 _preimport(tree)
@@ -86,6 +84,19 @@ class Entry:
         if not callable(function):
             raise AttributeError(f"{self.module} has no function {self.function}")
         return function
+
+
+def _source(file: str) -> bytes:
+    """A plugin's source file: a regular file, never through a symlink (nor a FIFO that would
+    hang the worker), at most `MAX_SOURCE` bytes."""
+    fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SOURCE:
+            raise ValueError(f"{file} is not a source file")
+        return os.read(fd, MAX_SOURCE)
+    finally:
+        os.close(fd)
 
 
 def _preimport(tree: ast.AST) -> None:

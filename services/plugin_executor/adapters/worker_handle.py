@@ -93,15 +93,18 @@ class WorkerHandle:
         within: float,
     ) -> WorkerHandle:
         """A started worker, ready for runs; `SandboxUnavailable` when it cannot start."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-I", "-S", "-c", BOOT, *_boot_path()),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env={},
-            cwd="/",
-            start_new_session=True,  # the service's terminal signals never reach it directly
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-I", "-S", "-c", BOOT, *_boot_path()),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env={},
+                cwd="/",
+                start_new_session=True,  # the service's terminal signals never reach it
+            )
+        except OSError as exc:
+            raise SandboxUnavailable(f"sandbox worker {index} could not start: {exc}") from None
         worker = cls(index, generation, process, on_lost)
         worker._write(orjson.dumps(init))
         try:
@@ -109,6 +112,9 @@ class WorkerHandle:
         except (TimeoutError, WorkerDied):
             await worker.stop()
             raise SandboxUnavailable(f"sandbox worker {index} did not start") from None
+        except BaseException:  # cancelled: no worker is left behind
+            await worker.stop()
+            raise
         if ready["op"] != "ready":
             await worker.stop()
             raise SandboxUnavailable(f"sandbox worker {index} could not start: {ready['detail']}")
