@@ -1,0 +1,119 @@
+"""The abuse suite's plugin: each function tries one way out of the sandbox, or one way to hurt
+the host."""
+
+import contextlib
+import ctypes
+import itertools
+import os
+import re
+import signal
+import socket
+import time
+
+
+def fork_bomb(payload):
+    while True:
+        with contextlib.suppress(OSError):
+            os.fork()
+
+
+def memory_bomb(payload):
+    chunks = []
+    while True:
+        chunks.append(bytearray(1 << 20))
+
+
+def infinite_loop(payload):
+    while True:
+        pass
+
+
+def catastrophic_regex(payload):
+    return {"match": bool(re.match(r"(a+)+$", "a" * 64 + "!"))}
+
+
+def stdout_flood(payload):
+    while True:
+        print("x" * 1000)
+
+
+def huge_file(payload):
+    chunk = b"\0" * (1 << 20)
+    with open("huge", "wb") as file:
+        for _ in range(1 << 10):
+            file.write(chunk)
+    return {}
+
+
+def fill_tmp(payload):
+    chunk = b"\0" * (1 << 20)
+    filled = {}
+    for folder in ("/tmp", "/dev/shm"):
+        try:
+            with open(os.path.join(folder, payload["name"]), "wb") as file:
+                for _ in range(8):
+                    file.write(chunk)
+            filled[folder] = True
+        except OSError:
+            filled[folder] = False
+    return {"filled": filled}
+
+
+def find_tmp(payload):
+    return {
+        folder: os.path.exists(os.path.join(folder, payload["name"]))
+        for folder in ("/tmp", "/dev/shm")
+    }
+
+
+def read_file(payload):
+    with open(payload["path"]) as file:
+        return {"text": file.read()}
+
+
+def environment(payload):
+    return {"environment": dict(os.environ)}
+
+
+def connect(payload):
+    with socket.create_connection(("127.0.0.1", payload["port"]), timeout=1):
+        return {"connected": True}
+
+
+def daemon(payload):
+    read, write = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            os.write(write, str(os.getpid()).encode())
+            os.close(write)
+            time.sleep(600)
+        os._exit(0)
+    os.close(write)
+    os.wait()
+    with os.fdopen(read) as pipe:
+        return {"pid": int(pipe.read())}
+
+
+def symlink(payload):
+    os.symlink(payload["target"], "escape")
+    found = {}
+    for what, mode in (("read", "r"), ("write", "w")):
+        try:
+            with open(f"escape/{'canary' if mode == 'r' else 'planted'}", mode):
+                found[what] = True
+        except OSError:
+            found[what] = False
+    return found
+
+
+def system(payload):
+    return {"status": ctypes.CDLL(None).system(payload["command"].encode())}
+
+
+def stubborn(payload):
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXCPU):
+        signal.signal(number, signal.SIG_IGN)
+    return {"sum": sum(itertools.repeat(1))}  # never returns to the interpreter
