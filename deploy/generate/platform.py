@@ -142,6 +142,14 @@ DEPLOYED: tuple[Deployed, ...] = (
         public=True,
         open_files=65536,
     ),
+    # the first slice: plugins run synchronously over HTTP; RabbitMQ carries its audit records
+    Deployed(
+        "plugin-executor",
+        (RABBITMQ,),
+        cpu_request="250m",
+        memory_request="256Mi",
+        memory_limit="1Gi",  # the workers and their runs' memory limits
+    ),
 )
 
 # OUTRIGGER_SHUTDOWN_GRACE_SECONDS: how long the requests in flight may take to finish once a pod

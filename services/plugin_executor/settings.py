@@ -9,6 +9,8 @@ refuses to start on a host that lacks one of them.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,8 +39,12 @@ class PluginSettings(Settings):
         + ", ".join(feature.value for feature in Feature),
     )
     plugins_work_dir: Path = Field(
-        default_factory=lambda data: data["data_dir"] / "plugin-work",
-        description="runs' private work folders (default <data dir>/plugin-work)",
+        default_factory=lambda: (
+            Path(tempfile.gettempdir()) / f"outrigger-plugin-work-{os.getuid()}"
+        ),
+        description="runs' private work folders: outside the data directory, which only the "
+        "service may enter, so runs under their own uids reach theirs "
+        "(default <temp dir>/outrigger-plugins-<uid>)",
     )
     plugins_job_uid_base: int = Field(
         64000, ge=1000, le=2**31 - 1024, description="as root: worker i runs jobs as uid base+i"

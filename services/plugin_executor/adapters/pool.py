@@ -30,6 +30,7 @@ from services.plugin_executor.adapters.worker_handle import (
 )
 from services.plugin_executor.domain.errors import SandboxUnavailable
 from services.plugin_executor.domain.models import Feature, Features, Outcome, Reason, Usage
+from services.plugin_executor.metrics import POOL_BUSY, POOL_WORKERS, QUEUE_DEPTH
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Coroutine, Sequence
@@ -104,6 +105,9 @@ class WorkerPool:
             raise
         self._idle.extend(self._live.values())
         self._started = True
+        QUEUE_DEPTH.set_function(lambda: self.queue_depth)
+        POOL_WORKERS.set_function(lambda: len(self._live))
+        POOL_BUSY.set_function(lambda: self.busy)
 
     def load(self, plugins: Sequence[Plugin]) -> None:
         self._plugins = [plugin_spec(plugin) for plugin in plugins]
