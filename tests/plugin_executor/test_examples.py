@@ -13,7 +13,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from services.plugin_executor.adapters.plugins import PluginFolder
+from services.plugin_executor.domain import Reason
 from services.plugin_executor.settings import PluginSettings
+from tests.plugin_executor.sandbox_support import LEVELS, Level, started, uid_base, work_root
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -159,3 +161,23 @@ def test_csv_to_json_refuses_a_row_wider_than_its_columns(
 ) -> None:
     with pytest.raises(ValueError, match="row 2 has 3 cells for 2 columns"):
         call(examples["csv-to-json"], {"csv": "a,b\n1,2\n1,2,3\n"}, monkeypatch)
+
+
+@pytest.mark.parametrize("level", LEVELS, ids=[level.name for level in LEVELS])
+async def test_the_examples_run_in_the_real_sandbox_at_every_isolation_level(
+    examples: dict[str, Plugin], level: Level
+) -> None:
+    """What a run's uid may import is what its worker preloaded (the interpreter may lie in a
+    home only the service reads): the examples' stdlib, and what that imports on first use."""
+    payloads = {
+        "text-stats": {"text": "the cat and the hat", "top": 1},
+        "json-transform": {"records": [{"a": 1, "b": 2}], "drop": ["b"]},
+        "csv-to-json": {"csv": "a,b\n1,2\n", "numbers": True},
+    }
+    plugins = list(examples.values())
+    base = uid_base()
+    with work_root() as root:
+        async with started(root, plugins, **level.options(base)) as pool:
+            for plugin in plugins:
+                outcome = await pool.run(plugin, payloads[plugin.id.name], plugin.limits)
+                assert outcome.reason == Reason.OK, (plugin.id.name, outcome.detail)

@@ -33,10 +33,15 @@ if TYPE_CHECKING:
 NOT_PREIMPORTED = frozenset(
     {"this", "antigravity", "__hello__", "__phello__", "site", "idlelib", "tkinter", "turtle"}
 )
-# What the stdlib's C code imports on first use, preloaded with the module that needs it: a run's
-# uid may not read the interpreter's files (a prefix under a private home), so what is not
-# preloaded cannot be imported there.
-LAZY = {"socket": ("encodings.idna",), "time": ("_strptime",), "datetime": ("_strptime",)}
+# What the stdlib imports on first use (in C, or inside a function), preloaded with the module
+# that needs it: a run's uid may not read the interpreter's files (a prefix under a private
+# home), so what is not preloaded cannot be imported there.
+LAZY = {
+    "socket": ("encodings.idna",),
+    "time": ("_strptime",),
+    "datetime": ("_strptime",),
+    "collections": ("heapq",),  # Counter.most_common imports it when first called
+}
 MAX_SOURCES, MAX_SOURCE = 200, 1 << 20
 
 
