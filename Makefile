@@ -20,7 +20,8 @@ test: $(BIN)/.synced servers ## lint, migrations, then the whole suite on the re
 	@scripts/ensure-ops-tools
 	@OUTRIGGER_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/outrigger migrate
 	@$(MAKE) --no-print-directory lint
-	$(BIN)/pytest -n 2
+	@# a hung run is interrupted (pytest prints where) within the hour, not at the CI deadline
+	timeout --signal=INT --kill-after=60 45m $(BIN)/pytest -n 2
 
 lint: $(BIN)/.synced
 	$(BIN)/ruff check .

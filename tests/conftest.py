@@ -9,6 +9,8 @@ that takes it, removed at the end. The shared servers are only ever used.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import socket
 from typing import TYPE_CHECKING
@@ -16,12 +18,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from outrigger.testing.broker import LEFT
 from outrigger.testing.servers import private_postgres, private_rabbitmq, private_redis
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from outrigger.testing.servers import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
+    from outrigger.testing.broker import LEFT
+from outrigger.testing.servers import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 
 POSTGRES_URL = os.environ.get(
     "OUTRIGGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -58,9 +62,34 @@ def redis_url() -> str:
     return _require(REDIS_URL, 6379)
 
 
+@functools.cache
+def _amqp_answers(url: str) -> str | None:
+    """Why the broker at `url` does not speak AMQP, or None: an open port is not enough (a
+    broker out of file descriptors accepts connections and never answers them)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 5672), timeout=5) as sock:
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            frame = sock.recv(7)
+    except OSError as exc:
+        return f"no AMQP greeting ({exc})"
+    return None if frame[:1] == b"\x01" else f"no AMQP greeting (got {frame!r})"
+
+
 @pytest.fixture
 def amqp_url() -> str:
-    return _require(AMQP_URL, 5672)
+    url = _require(AMQP_URL, 5672)
+    if problem := _amqp_answers(url):
+        pytest.fail(f"the RabbitMQ at {url} does not answer: {problem}; restart it")
+    return url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_broker_left_tidy() -> Iterator[None]:
+    """Queues helpers declared on the shared broker with no teardown of their own (the audit
+    inbox) are removed at the end, so runs do not pile them up on the developer's broker."""
+    yield
+    asyncio.run(LEFT.remove(AMQP_URL))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from outrigger.bus import Ack
-from outrigger.testing.names import unique
+from outrigger.testing.broker import LEFT
 
 if TYPE_CHECKING:
     from outrigger.bus import Delivery, MessageBus
@@ -39,7 +39,8 @@ class AuditInbox:
 
 
 async def audit_inbox(bus: MessageBus, service: str) -> AuditInbox:
-    """An inbox subscribed (on a queue of its own) to every audit record of `service`."""
+    """An inbox subscribed (on a queue of its own) to every audit record of `service`; the
+    queue is removed from the broker when the test session ends (`broker.LEFT`)."""
     inbox = AuditInbox()
-    await bus.subscribe(unique("audit"), [("outrigger.audit", f"{service}.#")], inbox)
+    await bus.subscribe(LEFT.queue("audit"), [("outrigger.audit", f"{service}.#")], inbox)
     return inbox

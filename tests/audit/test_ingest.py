@@ -8,13 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import aio_pika
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 
 from outrigger.bus import DEATH_REASON_HEADER, CloudEvent, connect_bus
 from outrigger.testing import AuditInbox, bearer, unique
+from outrigger.testing.broker import Declared
 from services.cache.app import build_app as build_cache
 from services.cache.settings import CacheSettings
 from services.event_store.app import build_app as build_event_store
@@ -32,34 +32,12 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.rabbitmq
 
 
-class Names:
-    """Queues and exchanges of one test, deleted from the broker afterwards."""
-
-    def __init__(self) -> None:
-        self.queues: list[str] = []
-        self.exchanges: list[str] = []
-
-    def queue(self) -> str:
-        self.queues.append(name := unique("audit-records"))
-        return name
-
-    def exchange(self) -> str:
-        self.exchanges.append(name := unique("audit-exchange"))
-        return name
-
-
 @pytest.fixture
-async def names(amqp_url: str) -> AsyncIterator[Names]:
-    names = Names()
+async def names(amqp_url: str) -> AsyncIterator[Declared]:
+    """Queues and exchanges of one test, deleted from the broker afterwards."""
+    names = Declared()
     yield names
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in names.queues:
-            for name in (queue, f"{queue}.dlq", *(f"{queue}.retry.{n}" for n in range(1, 20))):
-                await channel.queue_delete(name)
-        for exchange in names.exchanges:
-            await channel.exchange_delete(exchange)
+    await names.remove(amqp_url)
 
 
 @pytest.fixture
@@ -72,17 +50,17 @@ async def producer(amqp_url: str) -> AsyncIterator[MessageBus]:
 
 @pytest.fixture
 async def ingesting(
-    database: str, tmp_path: Path, amqp_url: str, names: Names
+    database: str, tmp_path: Path, amqp_url: str, names: Declared
 ) -> AsyncIterator[tuple[Api, str, str]]:
     """The audit app consuming a queue of its own, bound to an exchange of its own."""
-    queue, exchange = names.queue(), names.exchange()
+    queue, exchange = names.queue("audit-records"), names.exchange("audit-exchange")
     settings = settings_for(
         database,
         tmp_path,
         amqp_url=amqp_url,
         audit_ingest_queue=queue,
         audit_ingest_exchange=exchange,
-        audit_checkpoint_exchange=names.exchange(),
+        audit_checkpoint_exchange=names.exchange("audit-exchange"),
         audit_checkpoint_seconds=0.2,
     )
     async with running(settings) as api:
@@ -197,7 +175,7 @@ async def test_a_malformed_message_is_dead_lettered_with_its_reason_and_blocks_n
 
 @pytest.fixture
 async def platform(
-    audit_sqlite_template: Path, tmp_path: Path, amqp_url: str, names: Names
+    audit_sqlite_template: Path, tmp_path: Path, amqp_url: str, names: Declared
 ) -> AsyncIterator[tuple[Api, Any, Any]]:
     """The event store and the cache publishing their audit records on RabbitMQ, and the audit
     service consuming `outrigger.audit` (every record there, this test's among them)."""
@@ -205,8 +183,8 @@ async def platform(
         copy_sqlite(audit_sqlite_template, tmp_path),
         tmp_path,
         amqp_url=amqp_url,
-        audit_ingest_queue=names.queue(),
-        audit_checkpoint_exchange=names.exchange(),
+        audit_ingest_queue=names.queue("audit-records"),
+        audit_checkpoint_exchange=names.exchange("audit-exchange"),
         audit_checkpoint_seconds=0.2,
     )
     store_folder = tmp_path / "event-store"
@@ -222,7 +200,7 @@ async def platform(
         jwt_secret=SECRET, redis_url="memory://", amqp_url=amqp_url, cache_key_prefix=unique("c")
     )
     store_app = build_event_store(events)
-    cache_app = build_cache(cache, invalidation_queue=names.queue())
+    cache_app = build_cache(cache, invalidation_queue=names.queue("audit-records"))
     async with (
         running(audit) as api,
         store_app.router.lifespan_context(store_app),

@@ -6,15 +6,15 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import aio_pika
 import pytest
 
 from outrigger.audit_trail import AuditTrail
 from outrigger.bus import Ack, CloudEvent, Delivery, Retry, connect_bus
 from outrigger.testing import unique
+from outrigger.testing.broker import remove
 from services.cache.adapters.memory import MemoryCacheStore
 from services.cache.adapters.redis import RedisCacheStore
-from services.cache.consumers import MAX_ATTEMPTS, StreamInvalidation, subscribe_invalidations
+from services.cache.consumers import StreamInvalidation, subscribe_invalidations
 from services.cache.domain import CacheStore, Write
 from services.cache.metrics import CacheMetrics
 from services.cache.service import CacheService
@@ -149,12 +149,4 @@ async def test_end_to_end_on_rabbitmq_and_redis(redis_url: str, amqp_url: str) -
         await bus.close()
         await store.close()
         await forget(redis_url, prefix)
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for name in (
-                queue,
-                f"{queue}.dlq",
-                *(f"{queue}.retry.{n}" for n in range(1, MAX_ATTEMPTS)),
-            ):
-                await channel.queue_delete(name)
+        await remove(amqp_url, [queue])

@@ -16,6 +16,7 @@ import pytest
 from outrigger.bus import DEATH_REASON_HEADER, Ack, CloudEvent, Delivery, Retry, connect_bus
 from outrigger.errors import CacheError
 from outrigger.testing import unique
+from outrigger.testing.broker import remove
 from services.notifications.consumers import MessageIngest
 from tests.notifications.api_support import hub_settings, served
 
@@ -36,14 +37,7 @@ async def names(amqp_url: str) -> AsyncIterator[dict[str, str]]:
         "events": unique("events-exchange"),
     }
     yield names
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        queue = names["queue"]
-        for name in (queue, f"{queue}.dlq", *(f"{queue}.retry.{n}" for n in range(1, 13))):
-            await channel.queue_delete(name)
-        for exchange in (names["exchange"], names["events"]):
-            await channel.exchange_delete(exchange)
+    await remove(amqp_url, [names["queue"]], [names["exchange"], names["events"]])
 
 
 @pytest.fixture

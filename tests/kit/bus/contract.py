@@ -125,7 +125,9 @@ class BusContract(ContractSuite[MessageBus]):
         return bus
 
     @pytest.fixture
-    def names(self) -> Names:
+    def names(self, new_adapter: Any) -> Names:
+        """This test's names; `new_adapter`'s teardown forgets them, also in a test that
+        builds its buses by hand."""
         return self.declared
 
     @pytest.fixture

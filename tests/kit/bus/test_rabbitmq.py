@@ -21,6 +21,7 @@ from outrigger.bus import MessageBus
 from outrigger.bus.rabbitmq import RabbitMQBus
 from outrigger.errors import MessagingError
 from outrigger.testing import unique
+from outrigger.testing.broker import remove
 from tests.kit.bus.contract import BusContract, Inbox, Names, event, eventually, metric
 
 if TYPE_CHECKING:
@@ -116,17 +117,7 @@ class TestRabbitMQBus(BusContract):
         return RabbitMQBus(url, reconnect_interval_seconds=0.5, **options)
 
     async def forget(self) -> None:
-        connection = await aio_pika.connect(self.url)
-        async with connection:
-            channel = await connection.channel()
-            for queue in self.declared.queues:
-                for base in (queue, f"{queue}.dlq"):
-                    await channel.queue_delete(base)
-                    await channel.queue_delete(f"{base}.dlq")
-                    for attempt in range(1, 10):
-                        await channel.queue_delete(f"{base}.retry.{attempt}")
-            for exchange in self.declared.exchanges:
-                await channel.exchange_delete(exchange)
+        await remove(self.url, self.declared.queues, self.declared.exchanges)
 
     async def test_work_and_delay_queues_are_quorum_queues(
         self, bus: MessageBus, names: Names
