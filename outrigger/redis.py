@@ -1,4 +1,5 @@
-"""Redis through redis-py: one pool per backend, and every Redis failure as a `CacheError`.
+"""Redis through redis-py: one connection (a pool, its scripts) per backend, and every Redis
+failure as a `CacheError`.
 
 The pool blocks (up to the timeout) when all its connections are busy instead of failing, and a
 command is retried once on a fresh connection when its connection broke (a Redis restart leaves
@@ -8,10 +9,10 @@ every pooled connection dead), never on a timeout, since a script that timed out
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -21,7 +22,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from outrigger.errors import CacheError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
+
+    from redis.commands.core import AsyncScript
 
 
 def describe(url: str) -> str:
@@ -66,3 +69,42 @@ def cache_errors(where: str, timeout_seconds: float, what: str) -> Iterator[None
         ) from exc
     except RedisError as exc:
         raise CacheError(f"Redis at {where} refused the command: {exc}") from exc
+
+
+class RedisConnection:
+    """One pool to one Redis, the Lua scripts registered on it (each after `prelude`, the
+    helpers they share), and its failures as `CacheError`s that say `what` is unavailable.
+
+    Scripts are called by EVALSHA; after a restart Redis has forgotten them and redis-py loads
+    them again.
+    """
+
+    def __init__(
+        self, url: str, *, pool_size: int, timeout_seconds: float, what: str, prelude: str = ""
+    ) -> None:
+        self.where = describe(url)
+        self.timeout_seconds = timeout_seconds
+        self.what = what
+        self.prelude = prelude
+        pool = blocking_pool(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+        self.client = Redis.from_pool(pool)
+        self._closed = False
+
+    def script(self, body: str) -> AsyncScript:
+        """Registers `prelude` + `body` once; call it with `run`."""
+        return self.client.register_script(self.prelude + body)
+
+    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Runs a script on a pooled connection of its own."""
+        with self.errors():
+            return await script(keys=list(keys), args=list(args))
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        """Turns any Redis failure raised inside into a `CacheError` that says what to do."""
+        return cache_errors(self.where, self.timeout_seconds, self.what)
+
+    async def close(self) -> None:
+        """Closes the pool. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            await self.client.aclose()

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from outrigger.errors import CacheError
 from outrigger.testing import unique
 from services.cache.adapters.redis import RedisCacheStore
-from services.cache.adapters.redis_connection import RedisConnection
+from services.cache.adapters.redis_connection import BatchedConnection
 from services.cache.adapters.redis_locks import RedisLocks
 from tests.cache.contract import CacheStoreContract, LockStoreContract
 from tests.cache.support import write
@@ -45,7 +45,7 @@ class RedisServer:
 
 class TestRedisLocks(RedisServer, LockStoreContract):
     async def make_adapter(self) -> RedisLocks:
-        return RedisLocks(RedisConnection(self.url, timeout_seconds=2.0), self.key_prefix)
+        return RedisLocks(BatchedConnection(self.url, timeout_seconds=2.0), self.key_prefix)
 
     async def close_adapter(self, adapter: RedisLocks) -> None:
         await adapter.redis.close()

@@ -11,7 +11,7 @@ import pytest
 from outrigger.errors import CacheError
 from outrigger.testing import unique
 from services.cache.adapters.redis import RedisCacheStore
-from services.cache.adapters.redis_connection import RedisConnection
+from services.cache.adapters.redis_connection import BatchedConnection
 from tests.cache.http_support import forget
 from tests.cache.support import write
 
@@ -41,7 +41,7 @@ async def test_concurrent_reads_each_get_their_own_entry_even_a_large_one(redis_
 async def test_a_failing_command_fails_only_its_caller_and_a_new_script_is_loaded(
     redis_url: str,
 ) -> None:
-    connection = RedisConnection(redis_url)
+    connection = BatchedConnection(redis_url)
     never_seen = connection.script(f"-- {unique('script')}\nreturn ARGV[1]")
     failing = connection.script("return redis.error_reply('ERR refused on purpose')")
     try:
@@ -62,7 +62,7 @@ async def test_a_failing_command_fails_only_its_caller_and_a_new_script_is_loade
 
 @pytest.mark.redis
 async def test_a_caller_that_goes_away_leaves_the_others_their_replies(redis_url: str) -> None:
-    connection = RedisConnection(redis_url)
+    connection = BatchedConnection(redis_url)
     echo = connection.script("return ARGV[1]")
     try:
         calls = [asyncio.ensure_future(connection.call(echo, [], [str(i)])) for i in range(10)]
@@ -83,7 +83,7 @@ async def test_a_server_that_never_answers_times_out_as_a_cache_error() -> None:
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    connection = RedisConnection(f"redis://127.0.0.1:{port}/0", timeout_seconds=0.3)
+    connection = BatchedConnection(f"redis://127.0.0.1:{port}/0", timeout_seconds=0.3)
     read = connection.script("return 1")
     try:
         started = time.monotonic()
@@ -100,7 +100,7 @@ async def test_a_server_that_never_answers_times_out_as_a_cache_error() -> None:
 
 
 async def test_an_unreachable_server_is_a_cache_error_at_once() -> None:
-    connection = RedisConnection("redis://127.0.0.1:1/0", timeout_seconds=1)
+    connection = BatchedConnection("redis://127.0.0.1:1/0", timeout_seconds=1)
     read = connection.script("return 1")
     try:
         with pytest.raises(CacheError, match=r"Redis at 127\.0\.0\.1:1/0 is unreachable"):

@@ -19,7 +19,7 @@ from outrigger.errors import CacheError
 from outrigger.testing import unique
 from services.notifications.adapters import build_history
 from services.notifications.adapters.memory import MemoryHistory, MemoryPresence
-from services.notifications.adapters.redis import RedisConnection, RedisHistory, RedisPresence
+from services.notifications.adapters.redis import RedisHistory, RedisPresence, connect
 from services.notifications.domain import ORIGIN, Interrupted
 from tests.notifications.contract import HistoryContract, PresenceContract
 from tests.notifications.support import Follower, draft, following
@@ -162,7 +162,7 @@ class TestRedisHistory(RedisServer, HistoryContract):
 
 class TestRedisPresence(RedisServer, PresenceContract):
     async def make_adapter(self) -> RedisPresence:
-        connection = RedisConnection(self.url, pool_size=5, timeout_seconds=2.0)
+        connection = connect(self.url, pool_size=5, timeout_seconds=2.0)
         return RedisPresence(connection, self.key_prefix)
 
     async def close_adapter(self, adapter: RedisPresence) -> None:

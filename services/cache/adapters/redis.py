@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from services.cache.adapters import redis_lua as lua
-from services.cache.adapters.redis_connection import RedisConnection
+from services.cache.adapters.redis_connection import BatchedConnection
 from services.cache.adapters.waiting import wait_for_fill
 from services.cache.domain import (
     MAX_LEASE_MS,
@@ -91,7 +91,7 @@ class RedisCacheStore:
         pool_size: int = 50,
         timeout_seconds: float = 2.0,
     ) -> None:
-        self.redis = RedisConnection(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+        self.redis = BatchedConnection(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
         self._prefix = key_prefix
         self._registry = f"{key_prefix}:namespaces"
         self._read, self._put = self.redis.script(lua.READ), self.redis.script(lua.PUT)

@@ -1,8 +1,5 @@
-"""One connection pool to one Redis, its scripts, and every Redis failure as a `CacheError`.
-
-All through redis-py's public API, with hiredis parsing replies; the pool and the error mapping
-are the kit's (`outrigger.redis`). Scripts are registered once and called by EVALSHA; after a
-restart Redis has forgotten them, and they are loaded again.
+"""The cache's Redis connection: the kit's (`outrigger.redis`: one pool, the scripts after the
+cache's Lua prelude, every Redis failure as a `CacheError`), with its calls batched.
 
 Single-key operations (`call`: reads, writes, fills; the hot paths) are batched: the commands
 issued in one turn of the event loop travel together as one redis-py pipeline, one round trip
@@ -15,14 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from outrigger.redis import blocking_pool, cache_errors, describe
+from outrigger.redis import RedisConnection
 from services.cache.adapters.redis_lua import PRELUDE
 
 if TYPE_CHECKING:
-    import contextlib
     from collections.abc import Sequence
 
     from redis.commands.core import AsyncScript
@@ -30,24 +25,19 @@ if TYPE_CHECKING:
     Queued = tuple[tuple[Any, ...], asyncio.Future[Any]]
 
 
-class RedisConnection:
+class BatchedConnection(RedisConnection):
+    """The kit's connection (pool, scripts, errors) with `call`: the loop turn's batch."""
+
     def __init__(self, url: str, *, pool_size: int = 50, timeout_seconds: float = 2.0) -> None:
-        self.where = describe(url)
-        self.timeout_seconds = timeout_seconds
-        pool = blocking_pool(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
-        self.client = Redis.from_pool(pool)
+        super().__init__(
+            url,
+            pool_size=pool_size,
+            timeout_seconds=timeout_seconds,
+            what="the cache",
+            prelude=PRELUDE,
+        )
         self._queued: list[Queued] = []
         self._batches: set[asyncio.Task[None]] = set()
-        self._closed = False
-
-    def script(self, body: str) -> AsyncScript:
-        """Registers `PRELUDE` + `body` once; call it through `run` or `call`."""
-        return self.client.register_script(PRELUDE + body)
-
-    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Runs a script on a connection of its own (batches, scans, locks)."""
-        with self.errors():
-            return await script(keys=list(keys), args=list(args))
 
     async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Runs a script in the pipeline of this loop turn's single-key operations (module
@@ -92,12 +82,6 @@ class RedisConnection:
             else:
                 reply.set_result(outcome)
 
-    def errors(self) -> contextlib.AbstractContextManager[None]:
-        """Turns any Redis failure raised inside into a `CacheError` that says what to do."""
-        return cache_errors(self.where, self.timeout_seconds, "the cache")
-
     async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await asyncio.gather(*self._batches, return_exceptions=True)
-            await self.client.aclose()
+        await asyncio.gather(*self._batches, return_exceptions=True)
+        await super().close()

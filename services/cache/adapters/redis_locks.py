@@ -14,11 +14,11 @@ from services.cache.adapters.waiting import wait_for_lock
 from services.cache.domain import Lock, lock_held, new_token, not_holder, stale_fence
 
 if TYPE_CHECKING:
-    from services.cache.adapters.redis_connection import RedisConnection
+    from services.cache.adapters.redis_connection import BatchedConnection
 
 
 class RedisLocks:
-    def __init__(self, redis: RedisConnection, key_prefix: str) -> None:
+    def __init__(self, redis: BatchedConnection, key_prefix: str) -> None:
         self.redis = redis
         self._prefix = key_prefix
         self._acquire = redis.script(lua.ACQUIRE)

@@ -22,11 +22,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-
-from outrigger.redis import blocking_pool, cache_errors, describe
+from outrigger.redis import RedisConnection
 from services.notifications.adapters import redis_lua as lua
 from services.notifications.adapters.redis_feed import Feeds
 from services.notifications.domain import (
@@ -41,10 +39,7 @@ from services.notifications.domain import (
 from services.notifications.domain.models import MAX_ID_PART
 
 if TYPE_CHECKING:
-    import contextlib
     from collections.abc import AsyncIterator, Mapping, Sequence
-
-    from redis.commands.core import AsyncScript
 
     from services.notifications.domain import Draft, Interrupted
 
@@ -68,27 +63,15 @@ def _above(after: HistoryId) -> str | None:
     return f"{after.ms + 1}-0" if after.ms < MAX_ID_PART else None
 
 
-class RedisConnection:
-    """One pool to one Redis, shared by a deployment's history and presence."""
-
-    def __init__(self, url: str, *, pool_size: int, timeout_seconds: float) -> None:
-        self.where = describe(url)
-        self.timeout_seconds = timeout_seconds
-        pool = blocking_pool(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
-        self.client = Redis.from_pool(pool)
-
-    def script(self, body: str) -> AsyncScript:
-        return self.client.register_script(lua.PRELUDE + body)
-
-    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        with self.errors():
-            return await script(keys=list(keys), args=list(args))
-
-    def errors(self) -> contextlib.AbstractContextManager[None]:
-        return cache_errors(self.where, self.timeout_seconds, "notification history")
-
-    async def close(self) -> None:
-        await self.client.aclose()
+def connect(url: str, *, pool_size: int, timeout_seconds: float) -> RedisConnection:
+    """One pool to one Redis with the hub's scripts' prelude, shared by history and presence."""
+    return RedisConnection(
+        url,
+        pool_size=pool_size,
+        timeout_seconds=timeout_seconds,
+        what="notification history",
+        prelude=lua.PRELUDE,
+    )
 
 
 class RedisHistory:
@@ -107,7 +90,7 @@ class RedisHistory:
         timeout_seconds: float = 2.0,
         liveness_seconds: float = 10.0,
     ) -> None:
-        self.redis = RedisConnection(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+        self.redis = connect(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
         self.key_prefix = key_prefix
         self.max_length = max_length
         self.slack = max(1, max_length // 10)
