@@ -61,11 +61,13 @@ def landlock_abi() -> int:
 
 
 def _seccomp_program() -> bytes:
-    """x86-64 only (anything else is killed), x32 refused; socket() but AF_UNIX, namespaces,
-    ptrace and its kin, io_uring, bpf, userfaultfd, perf and keyrings → EPERM; clone3 → ENOSYS
-    (libc falls back to clone, whose namespace flags are checked)."""
+    """x86-64 only (anything else is killed), x32 refused; socket() of every family (AF_UNIX
+    too: a path socket any uid may enter, as PostgreSQL's, would be reachable, and Landlock
+    does not cover connect()), namespaces, ptrace and its kin, io_uring, bpf, userfaultfd, perf
+    and keyrings → EPERM; clone3 → ENOSYS (libc falls back to clone, whose namespace flags are
+    checked). socketpair() stays: a connected pair reaches no one."""
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
-    denied = (101, 310, 311, 425, 426, 427, 321, 323, 298, 272, 308, 248, 249, 250, 438)
+    denied = (41, 101, 310, 311, 425, 426, 427, 321, 323, 298, 272, 308, 248, 249, 250, 438)
     # (op, label to jump to when true, k), and ("label", None, 0) markers; a tiny assembler.
     code: list[tuple[int | str, str | None, int]] = [
         (ld, None, 4),  # the arch
@@ -74,7 +76,6 @@ def _seccomp_program() -> bytes:
         ("nr", None, 0),
         (ld, None, 0),  # the system call's number
         (jge, "kill", 0x40000000),  # the x32 ABI
-        (jeq, "socket", 41),
         (jeq, "clone", 56),
         (jeq, "enosys", 435),  # clone3
         *((jeq, "eperm", nr) for nr in denied),
@@ -83,17 +84,12 @@ def _seccomp_program() -> bytes:
         (ld, None, 16),  # args[0]: the flags
         (jset, "eperm", 0x7E020000),  # any CLONE_NEW*
         (ret, None, 0x7FFF0000),
-        ("socket", None, 0),
-        (ld, None, 16),  # args[0]: the family
-        (jeq, "allow", 1),  # AF_UNIX; any other falls through to EPERM
         ("eperm", None, 0),
         (ret, None, 0x00050000 | 1),
         ("enosys", None, 0),
         (ret, None, 0x00050000 | 38),
         ("kill", None, 0),
         (ret, None, 0x80000000),
-        ("allow", None, 0),
-        (ret, None, 0x7FFF0000),
     ]
     labels: dict[str, int] = {}
     program: list[tuple[int, str | None, int]] = []

@@ -104,7 +104,7 @@ class Feature(enum.StrEnum):
 
     RLIMITS = "rlimits"
     SESSION = "session"  # a process group of its own, killed whole
-    SECCOMP = "seccomp"  # socket creation (but for AF_UNIX) refused
+    SECCOMP = "seccomp"  # socket creation refused (every family)
     LANDLOCK = "landlock"  # the file system narrowed to the interpreter, the plugin, the work dir
     NETWORK_NAMESPACE = "network_namespace"  # the pool's workers in an empty network namespace
     SEPARATE_UID = "separate_uid"  # jobs under uids of their own (when the service is root)

@@ -80,6 +80,13 @@ def connect(payload):
         return {"connected": True}
 
 
+def connect_unix(payload):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(1)
+        client.connect(payload["path"])
+        return {"connected": True}
+
+
 def daemon(payload):
     read, write = os.pipe()
     if os.fork() == 0:
