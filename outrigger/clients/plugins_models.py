@@ -127,7 +127,8 @@ class JobProgress:
 class Job:
     """An asynchronous run of `plugin`. While `state` is `queued` or `running` it has no
     `reason`; `progress` is the plugin's last report, if it made one. Once `done`, `reason`,
-    `detail`, `usage` and `result` (only with `ok`) are those of a `RunResult`."""
+    `detail`, `usage` and `result` (only with `ok`) are those of a `RunResult`. `version` is
+    the plugin's version once a run began, where the service says it."""
 
     id: str
     plugin: str
@@ -139,6 +140,7 @@ class Job:
     usage: RunUsage | None
     created_at: datetime
     updated_at: datetime
+    version: str | None = None
 
     @property
     def done(self) -> bool:

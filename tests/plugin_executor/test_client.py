@@ -202,6 +202,7 @@ def job_body(state: str = "queued", **members: Any) -> dict[str, Any]:
 
 DONE = job_body(
     "done",
+    version="1.0.0",
     result={"words": 6},
     reason="ok",
     usage={"cpu_s": 0.01, "max_rss_kib": 9000, "wall_s": 0.02},
@@ -276,6 +277,7 @@ async def test_submit_posts_the_job_with_its_idempotency_key_and_answers_it() ->
         False,
     )
     assert queued.created_at.isoformat() == "2026-12-06T23:00:00+00:00"
+    assert queued.version is None
     first = jobs.seen[0]
     assert (first.method, first.url.path) == ("POST", "/v1/jobs")
     assert orjson.loads(first.content) == {"plugin": "text-stats", "input": {"text": "hi"}}
@@ -324,7 +326,7 @@ async def test_wait_polls_until_the_job_is_done(waits: list[float]) -> None:
     async with jobs.client() as client:
         done = await client.wait(JOB_ID, timeout=30, poll=0.2)
 
-    assert (done.done, done.ok, done.result) == (True, True, {"words": 6})
+    assert (done.done, done.ok, done.result, done.version) == (True, True, {"words": 6}, "1.0.0")
     assert done.usage == RunUsage(cpu_s=0.01, max_rss_kib=9000, wall_s=0.02)
     assert waits == [0.2, 0.2]
     assert [request.method for request in jobs.seen] == ["GET"] * 3
