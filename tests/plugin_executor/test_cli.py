@@ -207,9 +207,9 @@ async def test_no_token_no_service_or_no_worker_is_exit_2_not_a_run_that_failed(
 @dataclass
 class ScriptedJobs:
     """A service answering the jobs API's fixed shape: each job is queued when submitted, then
-    running, then done with `outcome` on the following looks."""
+    running, then done with `outcome` on the following looks (None: running for ever)."""
 
-    outcome: dict[str, Any]
+    outcome: dict[str, Any] | None
     submitted: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
     looks: dict[str, int] = field(default_factory=dict)
 
@@ -236,7 +236,7 @@ class ScriptedJobs:
         if id not in self.looks:
             raise NotFound(f"no job {id}")
         self.looks[id] += 1
-        if self.looks[id] == 1:
+        if self.looks[id] == 1 or self.outcome is None:
             return self._job(
                 id, "text-stats", "running", progress={"progress": 0.5, "message": None}
             )
@@ -287,6 +287,18 @@ async def test_job_wait_prints_the_job_once_done_and_exits_by_its_reason(
     assert (
         one_line(timed_out.stderr) == "outrigger: text-stats ended with timeout: ran past its 5 s"
     )
+
+
+async def test_job_wait_past_its_timeout_is_exit_2_saying_where_the_job_is(
+    settings: PluginSettings,
+) -> None:
+    jobs = ScriptedJobs(None)
+    late = await jobs_served(
+        jobs, settings, "job", "text-stats", "--input", "{}", "--wait", "--timeout", "0.2"
+    )
+    assert late.exit_code == 2
+    assert "is not done after 0.2 s (last seen running)" in one_line(late.stderr)
+    assert late.stdout == ""
 
 
 def test_the_commands_load_the_sdk_only_when_they_run() -> None:
