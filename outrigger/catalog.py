@@ -67,7 +67,7 @@ SERVICES: tuple[ServiceInfo, ...] = (
     ServiceInfo("event-store", "event_store", 8002, command="events"),
     ServiceInfo("cache", "cache", 8003, command="cache"),
     ServiceInfo("notifications", "notifications", 8004, command="notifications"),
-    ServiceInfo("plugin-executor", "plugin_executor", 8005),
+    ServiceInfo("plugin-executor", "plugin_executor", 8005, command="plugins"),
 )
 
 

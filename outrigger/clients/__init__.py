@@ -1,8 +1,8 @@
 """Typed HTTP clients for the Outrigger services (the Python SDK): async ones, and blocking
 facades of them for scripts (`outrigger.clients.sync`). They return the dataclasses of
-`event_store_models`, `cache_models`, `audit_models` and `notifications_models`, and raise the
-`outrigger.errors` class of the problem a service answers. `audit_verify` checks the audit
-service's checkpoints, proofs and exports offline."""
+`event_store_models`, `cache_models`, `audit_models`, `notifications_models` and
+`plugins_models`, and raise the `outrigger.errors` class of the problem a service answers.
+`audit_verify` checks the audit service's checkpoints, proofs and exports offline."""
 
 from outrigger.clients.audit import AuditClient
 from outrigger.clients.audit_models import (
@@ -48,11 +48,23 @@ from outrigger.clients.notifications_models import (
     Received,
     Reset,
 )
+from outrigger.clients.plugins import PluginsClient
+from outrigger.clients.plugins_models import (
+    Job,
+    JobProgress,
+    LoadProblem,
+    PluginInfo,
+    PluginLimits,
+    PluginList,
+    RunResult,
+    RunUsage,
+)
 from outrigger.clients.sync import (
     SyncAuditClient,
     SyncCacheClient,
     SyncEventStoreClient,
     SyncNotificationsClient,
+    SyncPluginsClient,
 )
 
 __all__ = [
@@ -73,6 +85,9 @@ __all__ = [
     "ExportedRecord",
     "HeldLock",
     "InclusionProof",
+    "Job",
+    "JobProgress",
+    "LoadProblem",
     "LockLease",
     "LockLost",
     "LogPage",
@@ -80,12 +95,18 @@ __all__ = [
     "Mismatch",
     "Notification",
     "NotificationsClient",
+    "PluginInfo",
+    "PluginLimits",
+    "PluginList",
+    "PluginsClient",
     "Published",
     "Receipt",
     "Received",
     "RecordPage",
     "RecordedEvent",
     "Reset",
+    "RunResult",
+    "RunUsage",
     "ServiceClient",
     "Snapshot",
     "StoredEntry",
@@ -96,6 +117,7 @@ __all__ = [
     "SyncCacheClient",
     "SyncEventStoreClient",
     "SyncNotificationsClient",
+    "SyncPluginsClient",
     "Verification",
     "verify_export",
 ]

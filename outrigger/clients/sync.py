@@ -1,5 +1,5 @@
 """Blocking clients for scripts: `SyncEventStoreClient`, `SyncCacheClient`, `SyncAuditClient`,
-`SyncNotificationsClient`.
+`SyncNotificationsClient`, `SyncPluginsClient`.
 
     with SyncEventStoreClient("http://127.0.0.1:8002", token=token) as events:
         events.append("order-7", [{"type": "Placed", "data": {"total": 42}}])
@@ -32,6 +32,7 @@ from outrigger.clients.base import ServiceClient
 from outrigger.clients.cache import CacheClient
 from outrigger.clients.event_store import EventStoreClient
 from outrigger.clients.notifications import NotificationsClient
+from outrigger.clients.plugins import PluginsClient
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Mapping
@@ -356,3 +357,15 @@ class SyncNotificationsClient(_BlockingClient[NotificationsClient]):
     publish = _Blocking(NotificationsClient.publish)
     channel = _Blocking(NotificationsClient.channel)
     subscribe = _Iterating(NotificationsClient.subscribe)
+
+
+class SyncPluginsClient(_BlockingClient[PluginsClient]):
+    """`PluginsClient`, blocking; `wait` blocks until the job is done (Ctrl-C stops waiting)."""
+
+    client_class = PluginsClient
+    plugins = _Blocking(PluginsClient.plugins)
+    reload = _Blocking(PluginsClient.reload)
+    run = _Blocking(PluginsClient.run)
+    submit = _Blocking(PluginsClient.submit)
+    job = _Blocking(PluginsClient.job)
+    wait = _Blocking(PluginsClient.wait)

@@ -98,6 +98,8 @@ def test_a_user_error_is_one_line_and_exit_2(
         ["events", "--help"],
         ["cache", "--help"],
         ["audit", "--help"],
+        ["plugins", "--help"],
+        ["plugins", "list", "--help"],
         ["x"],
     ],
 )

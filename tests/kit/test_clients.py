@@ -4,7 +4,7 @@ import re
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -22,11 +22,17 @@ from outrigger.clients import (
     ConsistencyProof,
     HeldLock,
     InclusionProof,
+    LoadProblem,
     LogPage,
     Mismatch,
+    PluginInfo,
+    PluginLimits,
+    PluginList,
     Receipt,
     RecordedEvent,
     RecordPage,
+    RunResult,
+    RunUsage,
     ServiceClient,
     Snapshot,
     StoredEntry,
@@ -40,6 +46,9 @@ from outrigger.clients import cache as cache_client
 from outrigger.clients.cache_models import FoundEntry
 from outrigger.resilience import BulkheadFull, CircuitBreaker, CircuitState, Policy, Retry
 from outrigger.telemetry.context import request_id_var
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 TOKEN = "token-for-tests"
 
@@ -385,9 +394,12 @@ def openapi_schemas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
     from services.audit.app import build_app as audit_app
     from services.cache.app import build_app as cache_app
     from services.event_store.app import build_app as event_store_app
+    from services.plugin_executor.app import build_app as plugin_executor_app
     from tests.audit.api_support import settings_for as audit_settings
     from tests.cache.http_support import cache_settings
     from tests.event_store.api_support import settings_for
+    from tests.plugin_executor.api_support import plugin_settings
+    from tests.plugin_executor.fake_sandbox import InProcessSandbox
 
     tmp_path = tmp_path_factory.mktemp("openapi")
     database = f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"
@@ -395,11 +407,21 @@ def openapi_schemas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
         "event-store": event_store_app(settings_for(database, tmp_path)).openapi(),
         "cache": cache_app(cache_settings("memory://", data_dir=tmp_path)).openapi(),
         "audit": audit_app(audit_settings(database, tmp_path)).openapi(),
+        "plugin-executor": plugin_executor_app(
+            plugin_settings(tmp_path / "plugins"), sandbox=InProcessSandbox()
+        ).openapi(),
     }
     return {name: doc["components"]["schemas"] for name, doc in documents.items()}
 
 
 SDK_ONLY_FIELDS = {Appended: {"replayed"}}  # from the status code: 200 is a replay
+# JSON objects of any shape (a plugin's schemas, its result): the service documents what a JSON
+# value may hold (no NUL, 64-bit integers), the SDK takes any object it decodes
+JSON_OBJECT_FIELDS = {
+    ("plugin-executor", "PluginOut"): {"input_schema", "output_schema"},
+    ("plugin-executor", "RunOut"): {"result"},
+}
+ANY_JSON_OBJECT = {"additionalProperties": True, "type": "object"}
 
 
 @pytest.mark.parametrize(
@@ -427,13 +449,40 @@ SDK_ONLY_FIELDS = {Appended: {"replayed"}}  # from the status code: 200 is a rep
         (ConsistencyProof, "audit", "ConsistencyProofOut"),
         (Mismatch, "audit", "MismatchOut"),
         (Verification, "audit", "VerificationOut"),
+        (PluginList, "plugin-executor", "PluginsOut"),
+        (PluginInfo, "plugin-executor", "PluginOut"),
+        (PluginLimits, "plugin-executor", "LimitsOut"),
+        (LoadProblem, "plugin-executor", "ProblemOut"),
+        (RunResult, "plugin-executor", "RunOut"),
+        (RunUsage, "plugin-executor", "UsageOut"),
     ],
 )
 def test_each_model_is_the_json_schema_the_service_documents(
     model: type[Any], service: str, schema: str, openapi_schemas: dict[str, dict[str, Any]]
 ) -> None:
-    documented = openapi_schemas[service]
+    documented = {
+        name: json_objects_as_any(body, JSON_OBJECT_FIELDS.get((service, name), ()))
+        for name, body in openapi_schemas[service].items()
+    }
     ours = TypeAdapter(model).json_schema()
     for name in SDK_ONLY_FIELDS.get(model, ()):
         del ours["properties"][name]
     assert inlined(ours, ours.get("$defs", {})) == inlined(documented[schema], documented)
+
+
+def json_objects_as_any(schema: dict[str, Any], names: Collection[str]) -> dict[str, Any]:
+    """`schema` with the properties `names`, each documented as a JSON object (or null) whose
+    members are JSON values, stated as what the SDK decodes them into: any object."""
+    if not names:
+        return schema
+    properties = dict(schema["properties"])
+    for name in names:
+        documented = properties[name]
+        variants = documented.get("anyOf", [documented])
+        objects = [variant for variant in variants if variant.get("type") == "object"]
+        assert len(objects) == 1, f"{name}: {documented}"
+        [values] = objects[0]["patternProperties"].values()
+        assert values["$ref"].split("/")[-1].startswith("JsonValue"), f"{name}: {documented}"
+        nullable = [{"type": "null"}] if {"type": "null"} in variants else []
+        properties[name] = {"anyOf": [ANY_JSON_OBJECT, *nullable]} if nullable else ANY_JSON_OBJECT
+    return {**schema, "properties": properties}
