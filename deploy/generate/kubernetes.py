@@ -118,7 +118,7 @@ def deployment(service: Deployed) -> dict[str, Any]:
         "envFrom": [{"configMapRef": {"name": "outrigger"}}],
         "resources": {
             "requests": {"cpu": service.cpu_request, "memory": service.memory_request},
-            "limits": {"cpu": "1", "memory": service.memory_limit},
+            "limits": {"cpu": service.cpu_limit, "memory": service.memory_limit},
         },
         "startupProbe": _probe("/healthz", 2, 30),
         "readinessProbe": _probe("/readyz", 5, 2),

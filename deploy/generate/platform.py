@@ -83,6 +83,7 @@ class Deployed:
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
     memory_limit: str = "512Mi"
+    cpu_limit: str = "1"
     scale_on: tuple[PodsMetric, ...] = ()  # besides CPU
     # browsers reach it (through the cluster's ingress controller), not only labelled clients
     public: bool = False
@@ -208,6 +209,7 @@ DEPLOYED: tuple[Deployed, ...] = (
         memory_request="512Mi",
         # the service, then each worker's run at its ceiling, then the in-memory folders
         memory_limit="2Gi",
+        cpu_limit=str(PLUGIN_POOL_SIZE),  # a core a worker: runs are CPU-bound, not throttled
         calls=("cache",),  # job state, through the cache service's HTTP API
         sandbox=PLUGIN_SANDBOX,
     ),

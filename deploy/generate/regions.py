@@ -86,6 +86,7 @@ def compose_sandbox(service: Deployed) -> list[str]:
         f"    - {sandbox.work_dir}:size={sandbox.work_mib}m,{owned}",
         f"  pids_limit: {sandbox.pids}  # processes and threads: a fork bomb's ceiling",
         f"  mem_limit: {service.memory_limit.removesuffix('i').lower()}",
+        f"  cpus: {service.cpu_limit}",
         f"  stop_grace_period: {service.drain_seconds + DRAIN_MARGIN_SECONDS}s"
         "  # the drain, then the longest run",
         "  volumes:",

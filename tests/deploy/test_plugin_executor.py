@@ -73,6 +73,7 @@ def test_compose_runs_it_unprivileged(composed: Any) -> None:
         assert shared not in composed
     assert composed["pids_limit"] == SANDBOX.pids <= 1024
     assert composed["mem_limit"] == SERVICE.memory_limit.removesuffix("i").lower()
+    assert float(composed["cpus"]) == PLUGIN_POOL_SIZE  # a core a worker
     env = composed["environment"]
     mounts = tmpfs(composed)
     assert mounts["/tmp"]["size"] == f"{SANDBOX.tmp_mib}m"
@@ -129,6 +130,7 @@ def test_kubernetes_runs_it_restricted_with_in_memory_folders(overlay: str) -> N
     assert request + PLUGIN_POOL_SIZE * PLUGIN_MAX_MEMORY_MIB + in_memory <= limit
     assert int(settings["OUTRIGGER_PLUGINS_MAX_MEMORY_MIB"]) == PLUGIN_MAX_MEMORY_MIB
     assert int(settings["OUTRIGGER_PLUGINS_POOL_SIZE"]) == PLUGIN_POOL_SIZE
+    assert int(container["resources"]["limits"]["cpu"]) >= PLUGIN_POOL_SIZE  # a core a worker
     pdb = of_kind(rendered, "PodDisruptionBudget")["plugin-executor"]
     assert pdb["spec"]["maxUnavailable"] == 1
 
