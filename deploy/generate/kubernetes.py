@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from deploy.generate.platform import PRE_STOP_SECONDS, SHUTDOWN_GRACE_SECONDS
-from outrigger import __version__
+from deploy.generate.platform import DEPLOYED, PRE_STOP_SECONDS
+from outrigger import __version__, catalog
 
 if TYPE_CHECKING:
     from deploy.generate.platform import Deployed
@@ -61,26 +61,40 @@ def pod_security() -> dict[str, Any]:
     }
 
 
-def scratch_volumes(secrets: tuple[str, ...]) -> list[dict[str, Any]]:
-    """/tmp and the data dir as emptyDirs (the root file system is read-only), and the secrets."""
+def scratch_volumes(service: Deployed) -> list[dict[str, Any]]:
+    """/tmp and the data dir as emptyDirs (the root file system is read-only), and the secrets.
+    A sandbox's /tmp and its runs' work folders are in memory (counted in the memory limit,
+    gone with the pod), each capped."""
+    sandbox = service.sandbox
+    tmp: dict[str, Any] = {"sizeLimit": "64Mi"}
+    scratch: list[dict[str, Any]] = []
+    if sandbox is not None:
+        tmp = {"medium": "Memory", "sizeLimit": f"{sandbox.tmp_mib}Mi"}
+        scratch = [
+            {"name": "work", "emptyDir": {"medium": "Memory", "sizeLimit": f"{sandbox.work_mib}Mi"}}
+        ]
     return [
-        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "tmp", "emptyDir": tmp},
         {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}},
+        *scratch,
         {
             "name": "secrets",
             "secret": {
                 "secretName": "outrigger",
                 "defaultMode": 0o440,
-                "items": [{"key": key, "path": key} for key in secrets],
+                "items": [{"key": key, "path": key} for key in service.secrets],
             },
         },
     ]
 
 
-def mounts() -> list[dict[str, Any]]:
+def mounts(service: Deployed) -> list[dict[str, Any]]:
+    sandbox = service.sandbox
+    work = [] if sandbox is None else [{"name": "work", "mountPath": sandbox.work_dir}]
     return [
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "data", "mountPath": DATA_DIR},
+        *work,
         {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
     ]
 
@@ -104,7 +118,7 @@ def deployment(service: Deployed) -> dict[str, Any]:
         "envFrom": [{"configMapRef": {"name": "outrigger"}}],
         "resources": {
             "requests": {"cpu": service.cpu_request, "memory": service.memory_request},
-            "limits": {"cpu": "1", "memory": service.memory_limit},
+            "limits": {"cpu": service.cpu_limit, "memory": service.memory_limit},
         },
         "startupProbe": _probe("/healthz", 2, 30),
         "readinessProbe": _probe("/readyz", 5, 2),
@@ -112,7 +126,7 @@ def deployment(service: Deployed) -> dict[str, Any]:
         # endpoints stop sending traffic before uvicorn stops accepting it
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}},
         "securityContext": container_security(),
-        "volumeMounts": mounts(),
+        "volumeMounts": mounts(service),
     }
     return {
         "apiVersion": "apps/v1",
@@ -132,7 +146,7 @@ def deployment(service: Deployed) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": PRE_STOP_SECONDS
-                    + SHUTDOWN_GRACE_SECONDS
+                    + service.drain_seconds
                     + DRAIN_MARGIN_SECONDS,
                     "securityContext": pod_security(),
                     "topologySpreadConstraints": [
@@ -145,7 +159,7 @@ def deployment(service: Deployed) -> dict[str, Any]:
                         for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
                     ],
                     "containers": [container],
-                    "volumes": scratch_volumes(service.secrets),
+                    "volumes": scratch_volumes(service),
                 },
             },
         },
@@ -166,6 +180,13 @@ def network_policy(service: Deployed) -> dict[str, Any]:
         }
         for backend in service.backends
     ]
+    egress += [
+        {
+            "to": [{"podSelector": {"matchLabels": selector(callee)}}],
+            "ports": [{"port": catalog.service(callee).port, "protocol": "TCP"}],
+        }
+        for callee in service.calls
+    ]
     egress.append(
         {
             "to": [
@@ -182,6 +203,11 @@ def network_policy(service: Deployed) -> dict[str, Any]:
     callers: list[dict[str, Any]] = [
         {"namespaceSelector": {"matchLabels": {CLIENT_LABEL: "true"}}},
         {"podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}},
+    ]
+    callers += [  # the services that call it (`calls`), from its namespace
+        {"podSelector": {"matchLabels": selector(caller.name)}}
+        for caller in DEPLOYED
+        if service.name in caller.calls
     ]
     if service.public:
         callers += [
@@ -326,8 +352,34 @@ def render(service: Deployed) -> str:
         f"# The {service.name} service. Generated by `python -m deploy.generate` from "
         "deploy/generate/platform.py: edit there.\n"
     )
+    notes = notes_of(service)
     documents = [
-        yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+        notes.get(document["kind"], "")
+        + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
         for document in objects(service)
     ]
     return header + "---\n" + "---\n".join(documents)
+
+
+SANDBOX_NOTES = {
+    "Deployment": """\
+# Restricted Pod Security (the namespace enforces it): non-root, no privilege escalation, every
+# capability dropped, seccomp RuntimeDefault, a read-only root. The runtime's default seccomp
+# profile allows seccomp(), prctl() and the three landlock_* calls (Docker since 23.0,
+# containerd since 1.6, CRI-O): with no_new_privs, which each run sets, the sandbox stacks its
+# own filter and Landlock ruleset under it. Runs' folders and /tmp are in memory, capped; the
+# grace period lets the longest run (OUTRIGGER_PLUGINS_MAX_WALL_SECONDS) finish after the drain.
+""",
+    "NetworkPolicy": """\
+# The outer wall. Runs have no network of their own (seccomp refuses every socket but AF_UNIX,
+# Landlock ABI 4+ refuses TCP), and should one get through, this pod-level rule still holds:
+# in, only the HTTP port from clients and Prometheus; out, only RabbitMQ, the cache service,
+# DNS (allow-dns) and the OTLP collector, which are the service's own connections. Nothing
+# else of the cluster, the node or the internet is reachable from this pod.
+""",
+}
+
+
+def notes_of(service: Deployed) -> dict[str, str]:
+    """Comments above some of a service's objects, by kind: why they are as they are."""
+    return SANDBOX_NOTES if service.sandbox is not None else {}

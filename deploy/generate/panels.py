@@ -815,11 +815,85 @@ def _notifications() -> Row:
     )
 
 
+def _plugin_executor() -> Row:
+    p = "plugin-executor"
+    return Row(
+        "Plugin executor",
+        (
+            Panel(
+                "Runs by reason",
+                (
+                    q(
+                        f"sum by (reason) (rate(outrigger_plugins_runs_total[{RATE}]))",
+                        "{{reason}}",
+                        p,
+                    ),
+                ),
+                unit="ops",
+                description="Runs a second by how they ended: ok, error (the plugin raised), "
+                "the limits (timeout, cpu_limit, memory_limit, output_limit), killed, "
+                "invalid_input (a 422, never run), invalid_output and sandbox_violation "
+                "(PluginRunsKilled, PluginSandboxViolations).",
+            ),
+            Panel(
+                "Run time per plugin",
+                _quantiles("outrigger_plugins_run_wall_seconds", p, by="plugin"),
+                unit="s",
+                description="Wall-clock time of a run in the sandbox, from the fork to the "
+                "result, p50 and p99 per plugin. Near a plugin's wall_seconds, its runs end "
+                "timeout.",
+            ),
+            Panel(
+                "Peak memory per plugin",
+                _quantiles("outrigger_plugins_run_max_rss_bytes", p, by="plugin"),
+                unit="bytes",
+                description="Peak resident memory of a run's process, p50 and p99 per plugin, "
+                "against its memory_mib (memory_limit beyond).",
+            ),
+            Panel(
+                "Queue depth",
+                (q("sum by (instance) (outrigger_plugins_queue_depth)", "{{instance}}", p),),
+                description="Runs waiting for a free worker, per replica; beyond "
+                "OUTRIGGER_PLUGINS_QUEUE_SIZE callers get 503 (PluginQueueBacklog above twice "
+                "the workers for 5 minutes).",
+            ),
+            Panel(
+                "Pool",
+                (
+                    q("sum(outrigger_plugins_pool_workers)", "workers", p),
+                    q("sum(outrigger_plugins_pool_busy)", "busy", p),
+                ),
+                description="Workers alive and workers running a job, over every replica "
+                "(PluginPoolSaturated when all are busy for 15 minutes).",
+            ),
+            Panel(
+                "Sandbox layers",
+                (q("min by (feature) (outrigger_plugins_sandbox_feature)", "{{feature}}", p),),
+                description="1 for each layer every replica gives its runs, 0 for one a "
+                "replica lacks. In a container network_namespace and separate_uid are 0; the "
+                "deployment requires rlimits, session, seccomp and landlock "
+                "(PluginSandboxBelowMinimum).",
+                stat=True,
+            ),
+            Panel(
+                "Plugins",
+                (
+                    q("max(outrigger_plugins_loaded)", "loaded", p),
+                    q("max(outrigger_plugins_problems)", "problems", p),
+                ),
+                description="Plugins the last scan of OUTRIGGER_PLUGIN_DIR loaded, and folders "
+                "it could not (GET /v1/plugins with plugins:admin says why).",
+            ),
+        ),
+    )
+
+
 OWN_ROWS: dict[str, Row] = {
     "audit": _audit(),
     "event-store": _event_store(),
     "cache": _cache(),
     "notifications": _notifications(),
+    "plugin-executor": _plugin_executor(),
 }
 
 

@@ -55,6 +55,23 @@ class PodsMetric:
 
 
 @dataclass(frozen=True)
+class Sandbox:
+    """What the container of a service that runs untrusted code (the plugin executor's runs, in
+    processes of its own) gives those runs, beside the root file system every service has
+    read-only: the runs' work folders and /tmp in memory (a tmpfs in compose, an emptyDir of
+    medium Memory on Kubernetes, each capped, and counted in the memory limit), a process
+    ceiling for the whole container, the plugins mounted read-only, and a stop that lets the
+    longest run finish. The sandbox's own layers (rlimits, Landlock, seccomp) sit inside."""
+
+    work_dir: str  # OUTRIGGER_PLUGINS_WORK_DIR
+    work_mib: int
+    tmp_mib: int
+    pids: int  # processes and threads of the container at most: a fork bomb's ceiling
+    longest_run_seconds: int  # OUTRIGGER_PLUGINS_MAX_WALL_SECONDS
+    plugin_dir: str = "/app/plugins"  # OUTRIGGER_PLUGIN_DIR in the image
+
+
+@dataclass(frozen=True)
 class Deployed:
     name: str
     backends: tuple[Backend, ...]
@@ -66,10 +83,14 @@ class Deployed:
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
     memory_limit: str = "512Mi"
+    cpu_limit: str = "1"
     scale_on: tuple[PodsMetric, ...] = ()  # besides CPU
     # browsers reach it (through the cluster's ingress controller), not only labelled clients
     public: bool = False
     open_files: int | None = None  # a connection is a file: compose raises its `nofile` to this
+    # other services it calls over HTTP: its NetworkPolicy lets it reach them, theirs admits it
+    calls: tuple[str, ...] = ()
+    sandbox: Sandbox | None = None  # it runs untrusted code (see Sandbox)
 
     @property
     def info(self) -> catalog.ServiceInfo:
@@ -80,11 +101,31 @@ class Deployed:
         return self.info.port
 
     @property
+    def drain_seconds(self) -> int:
+        """What a stop may take after the preStop pause: the requests in flight, then the
+        longest run the service lets finish (its wall-clock ceiling)."""
+        return SHUTDOWN_GRACE_SECONDS + (self.sandbox.longest_run_seconds if self.sandbox else 0)
+
+    @property
     def secrets(self) -> tuple[str, ...]:
         return (
             tuple(backend.setting for backend in self.backends) + COMMON_SECRETS + self.own_secrets
         )
 
+
+# The plugin executor's runs share the service's uid in a container (no root, so no uid of their
+# own): Landlock is what keeps a run from the service's files, its secrets and /proc, so the
+# deployment refuses to start without it (the abuse suite's container level assumes it too).
+PLUGIN_REQUIRED_FEATURES = ("rlimits", "session", "seccomp", "landlock")
+PLUGIN_POOL_SIZE = 2
+PLUGIN_MAX_MEMORY_MIB = 512
+PLUGIN_SANDBOX = Sandbox(
+    work_dir="/run/outrigger-plugins",
+    work_mib=256,
+    tmp_mib=64,
+    pids=256,
+    longest_run_seconds=300,
+)
 
 DEPLOYED: tuple[Deployed, ...] = (
     Deployed(
@@ -142,13 +183,35 @@ DEPLOYED: tuple[Deployed, ...] = (
         public=True,
         open_files=65536,
     ),
-    # the first slice: plugins run synchronously over HTTP; RabbitMQ carries its audit records
     Deployed(
         "plugin-executor",
         (RABBITMQ,),
-        cpu_request="250m",
-        memory_request="256Mi",
-        memory_limit="1Gi",  # the workers and their runs' memory limits
+        settings=(
+            Setting(
+                "OUTRIGGER_PLUGINS_REQUIRED_FEATURES",
+                ",".join(PLUGIN_REQUIRED_FEATURES),
+                "no start without them: runs share the service's uid here",
+            ),
+            Setting("OUTRIGGER_PLUGINS_WORK_DIR", PLUGIN_SANDBOX.work_dir, "runs' folders"),
+            Setting("OUTRIGGER_PLUGINS_POOL_SIZE", str(PLUGIN_POOL_SIZE), "a run each"),
+            Setting(
+                "OUTRIGGER_PLUGINS_MAX_MEMORY_MIB",
+                str(PLUGIN_MAX_MEMORY_MIB),
+                "a run's memory ceiling: the pool's fit in the pod's limit",
+            ),
+            Setting(
+                "OUTRIGGER_PLUGINS_MAX_WALL_SECONDS",
+                str(PLUGIN_SANDBOX.longest_run_seconds),
+                "a stop waits for the longest run",
+            ),
+        ),
+        cpu_request="500m",
+        memory_request="512Mi",
+        # the service, then each worker's run at its ceiling, then the in-memory folders
+        memory_limit="2Gi",
+        cpu_limit=str(PLUGIN_POOL_SIZE),  # a core a worker: runs are CPU-bound, not throttled
+        calls=("cache",),  # job state, through the cache service's HTTP API
+        sandbox=PLUGIN_SANDBOX,
     ),
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from deploy.generate.kubernetes import DATA_DIR, DRAIN_MARGIN_SECONDS, USER_ID
 from deploy.generate.platform import DEPLOYED, POSTGRES
 
 if TYPE_CHECKING:
@@ -58,12 +59,39 @@ def compose_service(service: Deployed) -> str:
     lines += [f"    {backend.name}: {{condition: service_healthy}}" for backend in service.backends]
     if service.open_files is not None:
         lines.append(f"  ulimits: {{nofile: {service.open_files}}}  # a connection is a file")
+    if service.sandbox is not None:
+        lines += compose_sandbox(service)
     lines += [
         "  healthcheck:",
         "    <<: *readiness",
         f'    test: [CMD, python, /app/healthcheck.py, "http://127.0.0.1:{port}/readyz"]',
     ]
     return "\n".join(lines) + "\n"
+
+
+def compose_sandbox(service: Deployed) -> list[str]:
+    """What the container of a service running untrusted code adds to the common hardening
+    (read-only root, no capabilities, no-new-privileges): an explicit non-root user, its
+    writable folders in memory with sizes, process and memory ceilings, the plugins read-only,
+    and a stop that waits for the longest run. The abuse suite's container level is this."""
+    sandbox = service.sandbox
+    assert sandbox is not None
+    user = f"{USER_ID}:{USER_ID}"
+    owned = f"uid={USER_ID},gid={USER_ID},mode=0700,noexec,nosuid,nodev"
+    return [
+        f'  user: "{user}"  # never root: runs take the same uid, Landlock keeps them apart',
+        "  tmpfs:  # in memory, counted in mem_limit",
+        f"    - /tmp:size={sandbox.tmp_mib}m,mode=1777,noexec,nosuid,nodev",
+        f"    - {DATA_DIR}:size=16m,{owned}",
+        f"    - {sandbox.work_dir}:size={sandbox.work_mib}m,{owned}",
+        f"  pids_limit: {sandbox.pids}  # processes and threads: a fork bomb's ceiling",
+        f"  mem_limit: {service.memory_limit.removesuffix('i').lower()}",
+        f"  cpus: {service.cpu_limit}",
+        f"  stop_grace_period: {service.drain_seconds + DRAIN_MARGIN_SECONDS}s"
+        "  # the drain, then the longest run",
+        "  volumes:",
+        f'    - "${{OUTRIGGER_PLUGINS_HOST_DIR:-./plugins}}:{sandbox.plugin_dir}:ro"',
+    ]
 
 
 def required(variable: str) -> str:

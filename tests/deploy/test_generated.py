@@ -3,6 +3,7 @@ of deployed services: adding a service is one entry there, then the generator.""
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 
@@ -19,6 +20,7 @@ from deploy.generate.platform import (
     owners_running,
 )
 from outrigger import catalog
+from outrigger.settings import PREFIX, Settings
 from tests.deploy.support import REPO, run
 
 
@@ -44,12 +46,24 @@ def test_own_settings_reach_compose_and_the_config_map_and_own_secrets_compose_o
         after = compose.split(f"\n  {service.name}:\n    <<: *outrigger\n")[1]
         block = re.split(r"\n  (?=[^ ])", after)[0]  # up to the next service
         for setting in service.settings:
-            assert setting.name.startswith(f"OUTRIGGER_{service.info.package.upper()}_")
+            assert setting.name in own_settings(service.info.package), setting.name
             assert f"\n      - {setting.name}={setting.value}" in kustomization
             assert f"{setting.name}: ${{{setting.name}:-{setting.value}}}" in block
         for secret in service.own_secrets:
             assert f"{secret}: ${{{secret}:?set {secret} in .env" in block
     assert "OUTRIGGER_AUDIT_SIGNING_KEY" in deployed("audit").own_secrets
+
+
+def own_settings(package: str) -> set[str]:
+    """The variables of the service's own settings (its `Settings` subclass, not the kit's)."""
+    module = importlib.import_module(f"services.{package}.settings")
+    fields = {
+        name
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Settings) and value is not Settings
+        for name in value.model_fields
+    }
+    return {f"{PREFIX}{name.upper()}" for name in fields - Settings.model_fields.keys()}
 
 
 def test_what_an_autoscaler_scales_on_is_on_the_services_dashboard() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from deploy.generate.kubernetes import CLIENT_LABEL, INGRESS_LABEL, OTLP_PORT
 from deploy.generate.platform import COMMON_SECRETS, DEPLOYED
+from outrigger import catalog
 from tests.deploy.support import render
 
 OVERLAYS = ["dev", "prod"]
@@ -194,7 +195,8 @@ def test_each_pod_sees_only_the_secrets_it_needs(rendered: list[dict[str, Any]])
 
 
 def test_probes_and_the_drain_fit_together(rendered: list[dict[str, Any]]) -> None:
-    grace = float(config_map(rendered)["OUTRIGGER_SHUTDOWN_GRACE_SECONDS"])
+    settings = config_map(rendered)
+    grace = float(settings["OUTRIGGER_SHUTDOWN_GRACE_SECONDS"])
     deployments = of_kind(rendered, "Deployment")
     for service in DEPLOYED:
         spec = deployments[service.name]["spec"]["template"]["spec"]
@@ -207,8 +209,10 @@ def test_probes_and_the_drain_fit_together(rendered: list[dict[str, Any]]) -> No
         ]
         pause = float(container["lifecycle"]["preStop"]["exec"]["command"][-1])
         # SSE streams end at once with a `shutdown` event (outrigger.http.sse): the drain only
-        # waits for requests in flight, so a rolling update is not held up by a stopping pod
-        assert pause + grace + 5 <= spec["terminationGracePeriodSeconds"] <= 30
+        # waits for requests in flight, so a rolling update is not held up by a stopping pod;
+        # a sandbox then lets its longest run finish (its wall-clock ceiling)
+        run = float(settings["OUTRIGGER_PLUGINS_MAX_WALL_SECONDS"]) if service.sandbox else 0
+        assert pause + grace + run + 5 <= spec["terminationGracePeriodSeconds"] <= 30 + run
         assert grace <= 10
 
 
@@ -269,7 +273,8 @@ def test_network_policies_let_each_service_reach_only_what_it_needs(
             for peer in rule["to"]
             if "podSelector" in peer
         }
-        assert reached == {(b.k8s_name, b.port) for b in service.backends}
+        called = {(name, catalog.service(name).port) for name in service.calls}
+        assert reached == {(b.k8s_name, b.port) for b in service.backends} | called
         others = [
             rule for rule in spec["egress"] if all("podSelector" not in p for p in rule["to"])
         ]
@@ -285,3 +290,10 @@ def test_network_policies_let_each_service_reach_only_what_it_needs(
             {"namespaceSelector": {"matchLabels": {INGRESS_LABEL: "true"}}},
         ]
         assert [peer for peer in anyone if peer in callers] == (anyone if service.public else [])
+        # a service another calls admits that one's pods, and only those, besides clients
+        named = {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for peer in callers
+            if "app.kubernetes.io/name" in peer.get("podSelector", {}).get("matchLabels", {})
+        }
+        assert named == {caller.name for caller in DEPLOYED if service.name in caller.calls}

@@ -98,8 +98,11 @@ def test_recording_rules_are_named_level_metric_operations() -> None:
         "NotificationsFeedInterrupted",
         "NotificationsIngestDeadLetters",
         "NotificationsNoReplicaReady",
-        "PluginExecutorKills",
-        "PluginSandboxFeatureMissing",
+        "PluginRunsKilled",
+        "PluginSandboxViolations",
+        "PluginQueueBacklog",
+        "PluginPoolSaturated",
+        "PluginSandboxBelowMinimum",
     ],
 )
 def test_the_alerts_the_platform_promises_exist(alert: str) -> None:

@@ -479,9 +479,20 @@ def _notifications_traffic(client: httpx.Client, traffic: list[str]) -> None:
     _note(traffic, client.get("/v1/channels/live.checks"))
 
 
+def _plugin_executor_traffic(client: httpx.Client, traffic: list[str]) -> None:
+    """The plugins listed, two runs through the sandbox and input its schema refuses (a 422,
+    counted as invalid_input)."""
+    _note(traffic, client.get("/v1/plugins"))
+    text = {"text": "to be or not to be", "top": 2}
+    for _ in range(2):
+        _note(traffic, client.post("/v1/plugins/text-stats/run", json=text))
+    _note(traffic, client.post("/v1/plugins/text-stats/run", json={"text": 7}))
+
+
 TRAFFIC: dict[str, Callable[[httpx.Client, list[str]], None]] = {
     "audit": _audit_traffic,
     "event-store": _event_store_traffic,
     "cache": _cache_traffic,
     "notifications": _notifications_traffic,
+    "plugin-executor": _plugin_executor_traffic,
 }
