@@ -44,7 +44,7 @@ class PluginSettings(Settings):
         ),
         description="runs' private work folders: outside the data directory, which only the "
         "service may enter, so runs under their own uids reach theirs "
-        "(default <temp dir>/outrigger-plugins-<uid>)",
+        "(default <temp dir>/outrigger-plugin-work-<uid>)",
     )
     plugins_job_uid_base: int = Field(
         64000, ge=1000, le=2**31 - 1024, description="as root: worker i runs jobs as uid base+i"
