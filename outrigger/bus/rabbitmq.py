@@ -19,7 +19,7 @@ from aio_pika.exceptions import ChannelClosed, ChannelNotFoundEntity
 from aiormq import spec
 
 from outrigger.bus.cloudevents import encode_data, encode_headers
-from outrigger.bus.dispatch import Consumer, MemorySeenIds, RetryPolicy
+from outrigger.bus.dispatch import Consumer, MemorySeenIds, RetryPolicy, reply_address
 from outrigger.bus.port import DLX
 from outrigger.bus.rabbitmq_acks import FAILURES
 from outrigger.bus.rabbitmq_connection import Outages, quiet_reconnect_noise
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
     from prometheus_client import Counter
 
-    from outrigger.bus.port import CloudEvent, Handler, SeenIds
+    from outrigger.bus.port import CloudEvent, Delivery, Handler, SeenIds
 
 
 class RabbitMQBus:
@@ -132,19 +132,37 @@ class RabbitMQBus:
             )
         self._exchanges.add(name)
 
-    async def publish(self, exchange: str, routing_key: str, event: CloudEvent) -> None:
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        event: CloudEvent,
+        *,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
         _, publisher = self._running()
         try:
-            if exchange not in self._exchanges:
+            if exchange and exchange not in self._exchanges:  # "": the default, never declared
                 await self.declare_exchange(exchange)
             messages = [(routing_key, event)]
             with self.tracing.publishing(exchange, messages, batch=False) as traces:
-                message = _outgoing(routing_key, event, traces[0] if traces else None)
+                message = _outgoing(
+                    routing_key,
+                    event,
+                    traces[0] if traces else None,
+                    reply_to=reply_to,
+                    correlation_id=correlation_id,
+                )
                 await publisher.publish(exchange, message)
         except MessagingError as exc:
             self._failed(exchange, exc)
             raise
         self._published(exchange).inc()
+
+    async def reply(self, delivery: Delivery, event: CloudEvent) -> None:
+        queue, correlation_id = reply_address(delivery)
+        await self.publish("", queue, event, correlation_id=correlation_id)
 
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, CloudEvent]]) -> None:
         if not messages:
@@ -237,11 +255,20 @@ class RabbitMQBus:
         return self._connection, self._publisher
 
 
-def _outgoing(routing_key: str, event: CloudEvent, trace: Mapping[str, str] | None) -> Outgoing:
+def _outgoing(
+    routing_key: str,
+    event: CloudEvent,
+    trace: Mapping[str, str] | None,
+    *,
+    reply_to: str | None = None,
+    correlation_id: str | None = None,
+) -> Outgoing:
     properties = spec.Basic.Properties(
         content_type=event.datacontenttype,
         headers=encode_headers(event, trace),
         delivery_mode=PERSISTENT,
         message_id=event.id,
+        reply_to=reply_to,
+        correlation_id=correlation_id,
     )
     return Outgoing(routing_key, encode_data(event), properties)
