@@ -84,8 +84,8 @@ class MemoryBroker:
 
     def route(self, message: _Message) -> None:
         if message.exchange == "":  # the default exchange: to the queue of that name, if any
-            if (queue := self.queues.get(message.routing_key)) is not None:
-                queue.put_nowait(message)
+            if (named := self.queues.get(message.routing_key)) is not None:
+                named.put_nowait(message)
             return
         bindings = self.bindings.get(message.exchange, ())
         targets = {
