@@ -1,0 +1,105 @@
+"""The `JobStore` contract on the memory store and on the cache service (served for real, on
+real Redis), and what only the cache one does: a cache that stops is `JobStateUnavailable`,
+never a miss; a minted token is renewed; an entry that is no job is not taken for one."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from outrigger.clients import CacheClient
+from outrigger.testing import free_port
+from services.plugin_executor.adapters.job_cache import CacheJobStore
+from services.plugin_executor.adapters.job_memory import MemoryJobStore
+from services.plugin_executor.domain import JobStateUnavailable
+from tests.plugin_executor.job_contract import JobStoreContract, a_job
+from tests.plugin_executor.job_support import cache_service, cache_token, fresh_policies
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+
+class TestMemoryJobStore(JobStoreContract):
+    async def make_adapter(self, **options: Any) -> MemoryJobStore:
+        return MemoryJobStore(ttl_seconds=options.get("ttl_seconds", 60.0))
+
+
+@pytest.mark.redis
+class TestCacheJobStore(JobStoreContract):
+    @pytest.fixture(autouse=True)
+    async def _cache(self, redis_url: str) -> AsyncIterator[None]:
+        fresh_policies()
+        async with cache_service(redis_url) as url:
+            self.url = url
+            yield
+        fresh_policies()
+
+    async def make_adapter(self, **options: Any) -> CacheJobStore:
+        return CacheJobStore(self.url, cache_token(), ttl_seconds=options.get("ttl_seconds", 60.0))
+
+    async def test_an_entry_that_is_no_job_is_unavailable_not_a_job(
+        self, adapter: CacheJobStore
+    ) -> None:
+        job = a_job()
+        async with CacheClient(self.url, token=cache_token()) as cache:
+            await cache.put("jobs", job.id, b'{"not": "a job"}', content_type="application/json")
+        with pytest.raises(JobStateUnavailable, match="no job"):
+            await adapter.get(job.id)
+
+    async def test_a_minted_token_is_minted_again_as_it_ages(self) -> None:
+        minted: list[str] = []
+
+        def mint() -> str:
+            minted.append(token := cache_token())
+            return token
+
+        store = CacheJobStore(self.url, mint, ttl_seconds=60, renew_seconds=0.0)
+        try:
+            job = a_job()
+            await store.create(job)
+            await store.update(job.running(None))
+            assert await store.get(job.id) is not None
+        finally:
+            await store.close()
+        assert len(minted) == 3
+
+    async def test_a_refused_token_is_unavailable(self) -> None:
+        store = CacheJobStore(self.url, "not-a-token", ttl_seconds=60)
+        try:
+            with pytest.raises(JobStateUnavailable, match="cache service"):
+                await store.get(a_job().id)
+        finally:
+            await store.close()
+
+
+@pytest.mark.redis
+async def test_a_stopped_cache_is_unavailable_never_a_miss(redis_url: str) -> None:
+    fresh_policies()
+    job = a_job()
+    stack = contextlib.AsyncExitStack()
+    url = await stack.enter_async_context(cache_service(redis_url))
+    store = CacheJobStore(url, cache_token(), ttl_seconds=60, timeout=1.0)
+    try:
+        await store.create(job)
+        await stack.aclose()  # the cache service stops
+        with pytest.raises(JobStateUnavailable, match="cannot read"):
+            await store.get(job.id)
+        with pytest.raises(JobStateUnavailable, match="cannot write"):
+            await store.update(job.running(None))
+    finally:
+        await store.close()
+        await stack.aclose()
+        fresh_policies()
+
+
+async def test_nothing_listening_is_unavailable() -> None:
+    fresh_policies()
+    store = CacheJobStore(f"http://127.0.0.1:{free_port()}", "t", ttl_seconds=60, timeout=1.0)
+    try:
+        with pytest.raises(JobStateUnavailable, match="cannot keep"):
+            await store.create(a_job())
+    finally:
+        await store.close()
+        fresh_policies()
