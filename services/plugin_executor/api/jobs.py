@@ -40,11 +40,25 @@ IdempotencyKey = Annotated[
 JobId = Annotated[str, Path(pattern=UUID_PATTERN, description="The job's id, a UUID.")]
 
 
+QUEUED = {
+    202: {
+        "description": "The job, queued (or, for a retry with the same Idempotency-Key, as it "
+        "is now: the same job, perhaps running or done).",
+        "headers": {
+            "Location": {
+                "description": "`/v1/jobs/{id}`: where to follow the job.",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
+
+
 @router.post(
     "/jobs",
     status_code=202,
     response_model=JobOut,
-    responses=problem_responses(SUBMIT_OUTCOMES),
+    responses={**QUEUED, **problem_responses(SUBMIT_OUTCOMES)},
 )
 async def submit_job(
     body: JobIn, jobs: Jobs, caller: Runner, idempotency_key: IdempotencyKey = None
