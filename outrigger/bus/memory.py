@@ -24,7 +24,7 @@ from outrigger.bus.dispatch import (
     retry_headers,
 )
 from outrigger.bus.port import DLX, Ack
-from outrigger.bus.telemetry import DEAD_LETTERED, PUBLISHED, BusTracing
+from outrigger.bus.telemetry import DEAD_LETTERED, DEFAULT_EXCHANGE, PUBLISHED, BusTracing
 from outrigger.errors import MessagingError
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ class MemoryBus:
                     correlation_id,
                 )
                 broker.route(message)
-        PUBLISHED.labels(exchange).inc(len(messages))
+        PUBLISHED.labels(exchange or DEFAULT_EXCHANGE).inc(len(messages))
 
     async def subscribe(
         self,

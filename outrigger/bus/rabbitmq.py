@@ -25,7 +25,7 @@ from outrigger.bus.rabbitmq_acks import FAILURES
 from outrigger.bus.rabbitmq_connection import Outages, quiet_reconnect_noise
 from outrigger.bus.rabbitmq_consumer import PERSISTENT, RabbitMQSubscription
 from outrigger.bus.rabbitmq_publisher import ConfirmingPublisher, Outgoing
-from outrigger.bus.telemetry import PUBLISH_FAILURES, PUBLISHED, BusTracing
+from outrigger.bus.telemetry import DEFAULT_EXCHANGE, PUBLISH_FAILURES, PUBLISHED, BusTracing
 from outrigger.errors import MessagingError
 
 if TYPE_CHECKING:
@@ -239,14 +239,15 @@ class RabbitMQBus:
         await publisher.publish(exchange, message)
 
     def _failed(self, exchange: str, error: MessagingError) -> None:
-        PUBLISH_FAILURES.labels(exchange).inc()
+        PUBLISH_FAILURES.labels(exchange or DEFAULT_EXCHANGE).inc()
         if isinstance(error.__cause__, ChannelNotFoundEntity):  # deleted: declare it again
             self._exchanges.discard(exchange)
 
     def _published(self, exchange: str) -> Counter:
         counter = self._published_counters.get(exchange)
         if counter is None:
-            counter = self._published_counters[exchange] = PUBLISHED.labels(exchange)
+            counter = PUBLISHED.labels(exchange or DEFAULT_EXCHANGE)
+            self._published_counters[exchange] = counter
         return counter
 
     def _running(self) -> tuple[AbstractRobustConnection, ConfirmingPublisher]:

@@ -1,6 +1,6 @@
 """`/v1/jobs`: queue a run (answered at once, run by whichever replica takes it), follow it."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path
 from fastapi.responses import JSONResponse
@@ -40,7 +40,7 @@ IdempotencyKey = Annotated[
 JobId = Annotated[str, Path(pattern=UUID_PATTERN, description="The job's id, a UUID.")]
 
 
-QUEUED = {
+QUEUED: dict[int | str, dict[str, Any]] = {
     202: {
         "description": "The job, queued (or, for a retry with the same Idempotency-Key, as it "
         "is now: the same job, perhaps running or done).",
