@@ -59,9 +59,11 @@ def plugin_dir(tmp_path: Path) -> Path:
     return jobs_plugin_folder(tmp_path)
 
 
-def a_job(plugin: str, payload: dict[str, Any], **fields: Any) -> CloudEvent:
-    """A job as a backend sends it."""
-    return CloudEvent.new(source="tests/backend", type="run", data={"input": payload}, **fields)
+def a_job(plugin: str, payload: dict[str, Any], job: str | None = None) -> CloudEvent:
+    """A job as a backend sends it (for `plugin`, which its routing key names)."""
+    return CloudEvent(
+        id=job or str(uuid.uuid4()), source="tests/backend", type="run", data={"input": payload}
+    )
 
 
 @pytest.mark.rabbitmq
@@ -234,7 +236,7 @@ async def test_a_bus_job_with_reply_to_gets_the_result_with_its_correlation_id(
     reply_queue = real.names.queue("replies")
     await real.bus.subscribe(reply_queue, [], replies)
     async with executor(real.settings(plugin_dir)) as service:
-        sent = a_job("text-stats", {"text": "x y"})
+        sent = a_job("text-stats", {"text": "x y"}, unique("order-7."))
         await real.bus.publish(
             real.exchange, "run.text-stats", sent, reply_to=reply_queue, correlation_id="ask-1"
         )

@@ -12,7 +12,7 @@ from services.plugin_executor.domain import IDEMPOTENCY_KEY_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["jobs"], route_class=ServiceRoute)
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+JOB_ID_PATTERN = r"^[A-Za-z0-9._:~-]{1,255}$"
 
 SUBMIT_OUTCOMES = {
     404: "No plugin of that name is loaded.",
@@ -37,7 +37,14 @@ IdempotencyKey = Annotated[
         "is a 422.",
     ),
 ]
-JobId = Annotated[str, Path(pattern=UUID_PATTERN, description="The job's id, a UUID.")]
+JobId = Annotated[
+    str,
+    Path(
+        pattern=JOB_ID_PATTERN,
+        description="The job's id: a UUID for a job queued over HTTP, the CloudEvent id of a "
+        "job sent on the bus.",
+    ),
+]
 
 
 QUEUED: dict[int | str, dict[str, Any]] = {

@@ -145,7 +145,10 @@ class ProgressOut(BaseModel):
 
 
 class JobOut(BaseModel):
-    id: str = Field(description="The job's id (a UUID): `GET /v1/jobs/{id}` follows it.")
+    id: str = Field(
+        description="The job's id (a UUID, or a bus job's CloudEvent id): `GET /v1/jobs/{id}` "
+        "follows it."
+    )
     plugin: str = Field(description="The plugin's name.")
     version: str | None = Field(description="The plugin's version, once a run began.")
     state: Literal["queued", "running", "done"] = Field(
