@@ -5,9 +5,9 @@ Runs are counted by the use cases, once per run, with how it ended (jobs too: th
 the same use case); the pool keeps its gauges (`queue_depth`, `pool_workers`, `pool_busy`); the
 app sets `sandbox_feature` once the sandbox has probed the host. Jobs add their own: submitted,
 in flight in this replica's consumer, given back to the queue (and why), and the writes of their
-state the cache service did not take. The `plugin` label takes the names of loaded plugins only, and at most
-`MAX_PLUGIN_LABELS` of them over a process's life (reloads may bring new names); beyond, runs
-are counted under `other` (the kit's `BoundedLabel`).
+state the cache service did not take. The `plugin` label takes the names of loaded plugins
+only, and at most `MAX_PLUGIN_LABELS` of them over a process's life (reloads may bring new
+names); beyond, runs are counted under `other` (the kit's `BoundedLabel`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,8 +41,8 @@ from services.plugin_executor.domain import (
     fingerprint,
     job_id,
 )
-from services.plugin_executor.domain.jobs import JOB_IDS
 from services.plugin_executor.metrics import JOB_STORE_FAILURES, JOBS_SUBMITTED
+from services.plugin_executor.usecases.job_documents import channel, derived, job_document
 
 if TYPE_CHECKING:
     from outrigger.bus import MessageBus
@@ -296,39 +295,3 @@ class _ProgressRelay:
             if keep:
                 self._kept_at = now
             await self.jobs.progressed(self.job, progress, keep=keep)
-
-
-def job_document(job: Job) -> dict[str, Any]:
-    """A job as the API shows it and as its result events carry it."""
-    outcome = job.outcome
-    return {
-        "id": job.id,
-        "plugin": job.plugin,
-        "version": job.version,
-        "state": job.state.value,
-        "progress": None
-        if job.progress is None
-        else {"progress": job.progress.progress, "message": job.progress.message},
-        "result": outcome.result if outcome is not None and outcome.reason is Reason.OK else None,
-        "reason": None if outcome is None else outcome.reason.value,
-        "detail": None if outcome is None else outcome.detail,
-        "usage": None
-        if outcome is None
-        else {
-            "cpu_s": outcome.usage.cpu_s,
-            "max_rss_kib": outcome.usage.max_rss_kib,
-            "wall_s": outcome.usage.wall_s,
-        },
-        "created_at": job.created_at.isoformat(),
-        "updated_at": job.updated_at.isoformat(),
-    }
-
-
-def channel(job: str) -> str:
-    """The notifications channel of a job."""
-    return f"jobs.{job}"
-
-
-def derived(job: str, what: str) -> str:
-    """The id of an event about a job, the same each time it is sent again."""
-    return str(uuid.uuid5(JOB_IDS, f"{job}/{what}"))
