@@ -8,17 +8,24 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr, ValidationError
 
 from outrigger.clients import CacheClient
+from outrigger.errors import SettingsError
 from outrigger.testing import free_port
 from services.plugin_executor.adapters.job_cache import CacheJobStore
 from services.plugin_executor.adapters.job_memory import MemoryJobStore
+from services.plugin_executor.app import build_job_store
 from services.plugin_executor.domain import JobStateUnavailable
+from tests.plugin_executor.api_support import plugin_settings
 from tests.plugin_executor.job_contract import JobStoreContract, a_job
 from tests.plugin_executor.job_support import cache_service, cache_token, fresh_policies
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
 
 class TestMemoryJobStore(JobStoreContract):
@@ -103,3 +110,30 @@ async def test_nothing_listening_is_unavailable() -> None:
     finally:
         await store.close()
         fresh_policies()
+
+
+def test_the_cache_url_is_the_cache_service_or_memory(tmp_path: Path) -> None:
+    assert plugin_settings(tmp_path).cache_url == "memory://"
+    given = plugin_settings(tmp_path, cache_url="http://cache:8003/")
+    assert given.cache_url == "http://cache:8003"
+    with pytest.raises(ValidationError, match="the cache service"):
+        plugin_settings(tmp_path, cache_url="redis://127.0.0.1:6379")
+
+
+def test_the_store_follows_the_cache_url_and_needs_a_way_to_a_token(tmp_path: Path) -> None:
+    assert isinstance(build_job_store(plugin_settings(tmp_path)), MemoryJobStore)
+    over_http = build_job_store(plugin_settings(tmp_path, cache_url="http://cache:8003"))
+    assert isinstance(over_http, CacheJobStore)
+    public_key = tmp_path / "public.pem"
+    public_key.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    verify_only = plugin_settings(
+        tmp_path, cache_url="http://cache:8003", jwt_secret=None, jwt_public_key_file=public_key
+    )
+    with pytest.raises(SettingsError, match="OUTRIGGER_PLUGINS_CACHE_TOKEN"):
+        build_job_store(verify_only)
+    given = verify_only.model_copy(update={"plugins_cache_token": SecretStr("a-token")})
+    assert isinstance(build_job_store(given), CacheJobStore)

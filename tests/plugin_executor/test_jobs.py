@@ -346,6 +346,7 @@ async def test_a_job_cut_by_shutdown_goes_back_and_another_replica_finishes_it(
     real: Backends, plugin_dir: Path
 ) -> None:
     settings = real.settings(plugin_dir, shutdown_grace_seconds=0.3)
+    requeued_before = sample("outrigger_plugins_jobs_requeued_total", why="shutdown")
     first_stack = contextlib.AsyncExitStack()
     first = await first_stack.enter_async_context(executor(settings))
     try:
@@ -374,6 +375,9 @@ async def test_a_job_cut_by_shutdown_goes_back_and_another_replica_finishes_it(
     await asyncio.sleep(0.2)
     reasons = [result.event.data["reason"] for result in real.results.about(job)]
     assert reasons == ["ok"], "a cut run is no result"
+    requeued_after = sample("outrigger_plugins_jobs_requeued_total", why="shutdown")
+    assert requeued_after == requeued_before + 1
+    assert sample("outrigger_plugins_jobs_in_flight") == 0
 
 
 @pytest.mark.rabbitmq
