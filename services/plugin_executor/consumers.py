@@ -12,8 +12,8 @@ How a delivery ends:
   could not run (an unknown plugin, input its schema refuses: `invalid_input`): its result is
   published, then the message is acknowledged. Never retried.
 - no sandboxed worker could take it, or its result could not be published: retried with backoff
-  (`MAX_ATTEMPTS`, then `plugin-executor.jobs.dlq`). A result kept already is published again,
-  the job not run twice.
+  (`MAX_ATTEMPTS`, then `plugin-executor.jobs.dlq`). A result kept already is published again
+  (and replied again), the job not run twice: a job sent twice is answered twice.
 - the service stops: no new job is taken; running ones have the shutdown grace
   (`OUTRIGGER_SHUTDOWN_GRACE_SECONDS`) to finish, then their runs are cut and the jobs go back
   to the queue (retried, for another replica), never reported as results.
@@ -138,6 +138,9 @@ async def subscribe_jobs(
         retry_delay_seconds=1.0,
         max_retry_delay_seconds=60.0,
         prefetch=prefetch,
+        # the store de-duplicates, across replicas: a job sent again once done is not run again
+        # but answered again (its reply_to gets the result, which a dropped duplicate would not)
+        dedupe=False,
     )
     runner.subscription = subscription
     return subscription

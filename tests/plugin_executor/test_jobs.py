@@ -395,3 +395,21 @@ async def test_a_job_runs_in_the_real_sandbox(real: Backends) -> None:
     assert done["reason"] == "ok", done["detail"]
     assert done["result"]["words"] == 4
     assert done["usage"]["max_rss_kib"] > 0
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.redis
+async def test_a_bus_job_sent_again_once_done_is_answered_again_not_run_again(
+    real: Backends, plugin_dir: Path
+) -> None:
+    replies = Inbox()
+    reply_queue = real.names.queue("replies")
+    await real.bus.subscribe(reply_queue, [], replies, dedupe=False)
+    async with executor(real.settings(plugin_dir)) as service:
+        sent = a_job("text-stats", {"text": "twice"})
+        await real.bus.publish(real.exchange, "run.text-stats", sent, reply_to=reply_queue)
+        await replies.wait_about(sent.id)
+        await real.bus.publish(real.exchange, "run.text-stats", sent, reply_to=reply_queue)
+        first, second = await replies.wait_about(sent.id, 2)
+        assert len(service.sandbox.runs) == 1
+    assert first.event.data == second.event.data
