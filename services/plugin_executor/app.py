@@ -13,12 +13,14 @@ requires) stops the service with one line, as a bad setting does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from outrigger.audit_trail import AuditTrail
 from outrigger.auth import Scopes, auth_from_settings
 from outrigger.bus import connect_bus
 from outrigger.http import create_app, dependency
+from outrigger.resilience import policies
 from outrigger.settings import SettingsError, load_settings
 from services.plugin_executor.adapters.plugins import PluginFolder
 from services.plugin_executor.api import ROUTERS
@@ -121,8 +123,13 @@ def build_job_store(settings: PluginSettings) -> JobStore:
         from services.plugin_executor.adapters.job_memory import MemoryJobStore
 
         return MemoryJobStore(ttl_seconds=settings.plugins_job_ttl_seconds)
-    from services.plugin_executor.adapters.job_cache import CacheJobStore
+    from services.plugin_executor.adapters.job_cache import POLICY, CacheJobStore
 
+    if POLICY not in policies:  # retries and breaker as the kit's, and a timeout
+        defaults = dataclasses.replace(
+            policies.defaults, timeout=settings.plugins_cache_timeout_seconds
+        )
+        policies.register(defaults.build(POLICY))
     token: str | Callable[[], str]
     if settings.plugins_cache_token is not None:
         token = settings.plugins_cache_token.get_secret_value()

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+@pytest.fixture(autouse=True)
+def _policies() -> Any:
+    fresh_policies()  # neither a breaker a stopped cache opened, nor a policy a test registered,
+    yield  # outlives its test
+    fresh_policies()
+
+
 class TestMemoryJobStore(JobStoreContract):
     async def make_adapter(self, **options: Any) -> MemoryJobStore:
         return MemoryJobStore(ttl_seconds=options.get("ttl_seconds", 60.0))
@@ -37,11 +44,9 @@ class TestMemoryJobStore(JobStoreContract):
 class TestCacheJobStore(JobStoreContract):
     @pytest.fixture(autouse=True)
     async def _cache(self, redis_url: str) -> AsyncIterator[None]:
-        fresh_policies()
         async with cache_service(redis_url) as url:
             self.url = url
             yield
-        fresh_policies()
 
     async def make_adapter(self, **options: Any) -> CacheJobStore:
         return CacheJobStore(self.url, cache_token(), ttl_seconds=options.get("ttl_seconds", 60.0))
@@ -83,7 +88,6 @@ class TestCacheJobStore(JobStoreContract):
 
 @pytest.mark.redis
 async def test_a_stopped_cache_is_unavailable_never_a_miss(redis_url: str) -> None:
-    fresh_policies()
     job = a_job()
     stack = contextlib.AsyncExitStack()
     url = await stack.enter_async_context(cache_service(redis_url))
@@ -98,18 +102,15 @@ async def test_a_stopped_cache_is_unavailable_never_a_miss(redis_url: str) -> No
     finally:
         await store.close()
         await stack.aclose()
-        fresh_policies()
 
 
 async def test_nothing_listening_is_unavailable() -> None:
-    fresh_policies()
     store = CacheJobStore(f"http://127.0.0.1:{free_port()}", "t", ttl_seconds=60, timeout=1.0)
     try:
         with pytest.raises(JobStateUnavailable, match="cannot keep"):
             await store.create(a_job())
     finally:
         await store.close()
-        fresh_policies()
 
 
 def test_the_cache_url_is_the_cache_service_or_memory(tmp_path: Path) -> None:

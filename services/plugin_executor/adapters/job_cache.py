@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import httpx
 
 NAMESPACE: Final = "jobs"
+POLICY: Final = "cache"  # the kit's named policy `CacheClient` calls through
 JSON: Final = "application/json"
 
 
