@@ -67,6 +67,9 @@ def delivery_of(
     message_id: str | None,
     exchange: str,
     routing_key: str,
+    *,
+    reply_to: str | None = None,
+    correlation_id: str | None = None,
 ) -> Delivery:
     """The delivery a handler sees; raises ValueError if the message is not a CloudEvent."""
     return Delivery(
@@ -76,7 +79,17 @@ def delivery_of(
         routing_key=headers.get(ROUTING_KEY_HEADER, routing_key),
         attempt=int(headers.get(ATTEMPT_HEADER, 1)),
         headers=headers,
+        reply_to=reply_to or None,
+        correlation_id=correlation_id or None,
     )
+
+
+def reply_address(delivery: Delivery) -> tuple[str, str]:
+    """The queue a reply to `delivery` goes to and the correlation id it carries (the
+    request's, else its event id); ValueError if the request names no `reply_to`."""
+    if not delivery.reply_to:
+        raise ValueError(f"event {delivery.event.id} names no reply_to queue to answer to")
+    return delivery.reply_to, delivery.correlation_id or delivery.event.id
 
 
 def retry_headers(

@@ -20,10 +20,11 @@ from outrigger.bus.dispatch import (
     RetryPolicy,
     dead_letter_headers,
     delivery_of,
+    reply_address,
     retry_headers,
 )
 from outrigger.bus.port import DLX, Ack
-from outrigger.bus.telemetry import DEAD_LETTERED, PUBLISHED, BusTracing
+from outrigger.bus.telemetry import DEAD_LETTERED, DEFAULT_EXCHANGE, PUBLISHED, BusTracing
 from outrigger.errors import MessagingError
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from opentelemetry.trace import TracerProvider
 
-    from outrigger.bus.port import CloudEvent, Handler, SeenIds
+    from outrigger.bus.port import CloudEvent, Delivery, Handler, SeenIds
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,8 @@ class _Message:
     message_id: str | None
     exchange: str
     routing_key: str
+    reply_to: str | None = None
+    correlation_id: str | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -80,6 +83,10 @@ class MemoryBroker:
             bindings.append((pattern, queue))
 
     def route(self, message: _Message) -> None:
+        if message.exchange == "":  # the default exchange: to the queue of that name, if any
+            if (named := self.queues.get(message.routing_key)) is not None:
+                named.put_nowait(message)
+            return
         bindings = self.bindings.get(message.exchange, ())
         targets = {
             queue for pattern, queue in bindings if topic_matches(pattern, message.routing_key)
@@ -149,18 +156,43 @@ class MemoryBus:
     async def declare_exchange(self, name: str) -> None:
         self._running().declare_exchange(name)
 
-    async def publish(self, exchange: str, routing_key: str, event: CloudEvent) -> None:
-        self._publish(exchange, [(routing_key, event)], batch=False)
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        event: CloudEvent,
+        *,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self._publish(
+            exchange,
+            [(routing_key, event)],
+            batch=False,
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+        )
+
+    async def reply(self, delivery: Delivery, event: CloudEvent) -> None:
+        queue, correlation_id = reply_address(delivery)
+        self._publish("", [(queue, event)], batch=False, correlation_id=correlation_id)
 
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, CloudEvent]]) -> None:
         if messages:
             self._publish(exchange, messages, batch=True)
 
     def _publish(
-        self, exchange: str, messages: Sequence[tuple[str, CloudEvent]], *, batch: bool
+        self,
+        exchange: str,
+        messages: Sequence[tuple[str, CloudEvent]],
+        *,
+        batch: bool,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
     ) -> None:
         broker = self._running()
-        broker.declare_exchange(exchange)
+        if exchange:  # "": the default exchange, which routes by queue name
+            broker.declare_exchange(exchange)
         with self.tracing.publishing(exchange, messages, batch=batch) as traces:
             for n, (routing_key, event) in enumerate(messages):
                 headers = encode_headers(event, traces[n] if traces else None)
@@ -171,9 +203,11 @@ class MemoryBus:
                     event.id,
                     exchange,
                     routing_key,
+                    reply_to,
+                    correlation_id,
                 )
                 broker.route(message)
-        PUBLISHED.labels(exchange).inc(len(messages))
+        PUBLISHED.labels(exchange or DEFAULT_EXCHANGE).inc(len(messages))
 
     async def subscribe(
         self,
@@ -252,6 +286,8 @@ class MemorySubscription:
                 message.message_id,
                 message.exchange,
                 message.routing_key,
+                reply_to=message.reply_to,
+                correlation_id=message.correlation_id,
             )
         except ValueError as exc:
             self._dead_letter(
@@ -270,7 +306,14 @@ class MemorySubscription:
                 message.headers, delivery.exchange, delivery.routing_key, delivery.attempt + 1
             )
             copy = _Message(
-                message.body, headers, message.content_type, message.message_id, "", self.queue
+                message.body,
+                headers,
+                message.content_type,
+                message.message_id,
+                "",
+                self.queue,
+                message.reply_to,
+                message.correlation_id,
             )
             self._broker.enqueue_later(self.queue, self._policy.delay(delivery.attempt), copy)
         else:
@@ -284,7 +327,14 @@ class MemorySubscription:
         headers = dead_letter_headers(message.headers, exchange, routing_key, attempt, reason)
         self._broker.route(
             _Message(
-                message.body, headers, message.content_type, message.message_id, DLX, self.queue
+                message.body,
+                headers,
+                message.content_type,
+                message.message_id,
+                DLX,
+                self.queue,
+                message.reply_to,
+                message.correlation_id,
             )
         )
         DEAD_LETTERED.labels(self.queue).inc()

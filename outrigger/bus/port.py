@@ -5,6 +5,11 @@ raises counts as `Retry` with the exception as reason. Retries wait in a delay q
 doubling each attempt; after the last attempt, or on `Drop`, the message goes to `<queue>.dlq`
 with the reason in the `x-outrigger-death-reason` header.
 
+Request and reply: a requester publishes with `reply_to` (the queue answers go to) and a
+`correlation_id`, AMQP's own message properties; the handler that serves it answers with
+`bus.reply(delivery, event)`, which publishes to that queue through the default exchange with the
+request's correlation id (its event id when the requester gave none), confirmed like any publish.
+
 Tracing: a publish continues the trace current when it is called, and the handler of each
 delivery runs in a span that continues the publisher's trace. An event may name its own parent
 context instead, with the CloudEvents Distributed Tracing extension: `extensions={"traceparent":
@@ -90,6 +95,8 @@ class Delivery:
 
     `exchange` and `routing_key` are the ones the event was first published with, also on retries
     and in the dead-letter queue. `attempt` counts from 1. `headers` are the transport headers.
+    `reply_to` and `correlation_id` are the message's properties of those names, as the
+    requester set them (kept on retries and in the dead-letter queue); see `MessageBus.reply`.
     """
 
     event: CloudEvent
@@ -98,6 +105,8 @@ class Delivery:
     routing_key: str
     attempt: int
     headers: Mapping[str, Any]
+    reply_to: str | None = None
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,14 +178,34 @@ class MessageBus(Protocol):
         """Declares a durable topic exchange. Idempotent; `publish` and `subscribe` call it."""
         ...
 
-    async def publish(self, exchange: str, routing_key: str, event: CloudEvent) -> None:
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        event: CloudEvent,
+        *,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
         """Publishes one persistent event, returning only once the broker has confirmed it.
+
+        `reply_to` names the queue a handler's `reply` goes to, `correlation_id` what the reply
+        carries back (both AMQP message properties; None leaves them out).
 
         Declares the exchange if needed. A message no queue is bound for is dropped, as AMQP
         does. While the broker is unreachable, waits a bounded time for the reconnection, then
         raises MessagingError; the event may then have been delivered or not (at least once).
         The message carries the current trace context, or the event's own `traceparent`
         extension's (see the module's docstring).
+        """
+        ...
+
+    async def reply(self, delivery: Delivery, event: CloudEvent) -> None:
+        """Answers a request: publishes `event` to the queue `delivery.reply_to` names, through
+        the default exchange (never declared), with the request's `correlation_id`, or its
+        event id when it had none. Confirmed as `publish` is, with its errors; a reply to a
+        queue that no longer exists is dropped, as AMQP does. Raises ValueError if the
+        delivery names no `reply_to`.
         """
         ...
 

@@ -19,13 +19,13 @@ from aio_pika.exceptions import ChannelClosed, ChannelNotFoundEntity
 from aiormq import spec
 
 from outrigger.bus.cloudevents import encode_data, encode_headers
-from outrigger.bus.dispatch import Consumer, MemorySeenIds, RetryPolicy
+from outrigger.bus.dispatch import Consumer, MemorySeenIds, RetryPolicy, reply_address
 from outrigger.bus.port import DLX
 from outrigger.bus.rabbitmq_acks import FAILURES
 from outrigger.bus.rabbitmq_connection import Outages, quiet_reconnect_noise
 from outrigger.bus.rabbitmq_consumer import PERSISTENT, RabbitMQSubscription
 from outrigger.bus.rabbitmq_publisher import ConfirmingPublisher, Outgoing
-from outrigger.bus.telemetry import PUBLISH_FAILURES, PUBLISHED, BusTracing
+from outrigger.bus.telemetry import DEFAULT_EXCHANGE, PUBLISH_FAILURES, PUBLISHED, BusTracing
 from outrigger.errors import MessagingError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
     from prometheus_client import Counter
 
-    from outrigger.bus.port import CloudEvent, Handler, SeenIds
+    from outrigger.bus.port import CloudEvent, Delivery, Handler, SeenIds
 
 
 class RabbitMQBus:
@@ -132,19 +132,37 @@ class RabbitMQBus:
             )
         self._exchanges.add(name)
 
-    async def publish(self, exchange: str, routing_key: str, event: CloudEvent) -> None:
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        event: CloudEvent,
+        *,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
         _, publisher = self._running()
         try:
-            if exchange not in self._exchanges:
+            if exchange and exchange not in self._exchanges:  # "": the default, never declared
                 await self.declare_exchange(exchange)
             messages = [(routing_key, event)]
             with self.tracing.publishing(exchange, messages, batch=False) as traces:
-                message = _outgoing(routing_key, event, traces[0] if traces else None)
+                message = _outgoing(
+                    routing_key,
+                    event,
+                    traces[0] if traces else None,
+                    reply_to=reply_to,
+                    correlation_id=correlation_id,
+                )
                 await publisher.publish(exchange, message)
         except MessagingError as exc:
             self._failed(exchange, exc)
             raise
         self._published(exchange).inc()
+
+    async def reply(self, delivery: Delivery, event: CloudEvent) -> None:
+        queue, correlation_id = reply_address(delivery)
+        await self.publish("", queue, event, correlation_id=correlation_id)
 
     async def publish_many(self, exchange: str, messages: Sequence[tuple[str, CloudEvent]]) -> None:
         if not messages:
@@ -221,14 +239,15 @@ class RabbitMQBus:
         await publisher.publish(exchange, message)
 
     def _failed(self, exchange: str, error: MessagingError) -> None:
-        PUBLISH_FAILURES.labels(exchange).inc()
+        PUBLISH_FAILURES.labels(exchange or DEFAULT_EXCHANGE).inc()
         if isinstance(error.__cause__, ChannelNotFoundEntity):  # deleted: declare it again
             self._exchanges.discard(exchange)
 
     def _published(self, exchange: str) -> Counter:
         counter = self._published_counters.get(exchange)
         if counter is None:
-            counter = self._published_counters[exchange] = PUBLISHED.labels(exchange)
+            counter = PUBLISHED.labels(exchange or DEFAULT_EXCHANGE)
+            self._published_counters[exchange] = counter
         return counter
 
     def _running(self) -> tuple[AbstractRobustConnection, ConfirmingPublisher]:
@@ -237,11 +256,20 @@ class RabbitMQBus:
         return self._connection, self._publisher
 
 
-def _outgoing(routing_key: str, event: CloudEvent, trace: Mapping[str, str] | None) -> Outgoing:
+def _outgoing(
+    routing_key: str,
+    event: CloudEvent,
+    trace: Mapping[str, str] | None,
+    *,
+    reply_to: str | None = None,
+    correlation_id: str | None = None,
+) -> Outgoing:
     properties = spec.Basic.Properties(
         content_type=event.datacontenttype,
         headers=encode_headers(event, trace),
         delivery_mode=PERSISTENT,
         message_id=event.id,
+        reply_to=reply_to,
+        correlation_id=correlation_id,
     )
     return Outgoing(routing_key, encode_data(event), properties)

@@ -130,6 +130,8 @@ class RabbitMQSubscription:
                 message.message_id,
                 exchange,
                 routing_key,
+                reply_to=message.reply_to,
+                correlation_id=message.correlation_id,
             )
         except ValueError as exc:
             await self._dead_letter(
@@ -180,6 +182,8 @@ class RabbitMQSubscription:
             headers=headers,
             delivery_mode=PERSISTENT,
             message_id=message.message_id,
+            reply_to=message.reply_to,
+            correlation_id=message.correlation_id,
         )
         try:
             await self._bus.forward(exchange, Outgoing(routing_key, message.body, properties))

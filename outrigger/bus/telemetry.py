@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from outrigger.bus.port import CloudEvent, Delivery
 
+DEFAULT_EXCHANGE = "amq.default"  # how OpenTelemetry names the nameless default exchange
+
 PUBLISHED = Counter(
     "outrigger_bus_published_total", "Events published and confirmed by the broker.", ["exchange"]
 )
@@ -108,7 +110,7 @@ class BusTracing:
             [self._create(exchange, key, event) for key, event in messages] if own_parents else []
         )
         with self._tracer.start_as_current_span(
-            f"publish {exchange}",
+            f"publish {exchange or DEFAULT_EXCHANGE}",
             kind=SpanKind.CLIENT if own_parents else SpanKind.PRODUCER,
             attributes=attributes,
             links=[trace.Link(context) for context, _ in created if context.is_valid],
@@ -142,7 +144,10 @@ class BusTracing:
         attributes[self._routing_key] = routing_key
         attributes["messaging.message.id"] = event.id
         span = self._tracer.start_span(
-            f"create {exchange}", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
+            f"create {exchange or DEFAULT_EXCHANGE}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes=attributes,
         )
         span.end()
         carrier: dict[str, str] = {}
@@ -177,7 +182,7 @@ class BusTracing:
             **self._common,
             "messaging.operation.name": name,
             "messaging.operation.type": kind,
-            "messaging.destination.name": exchange,
+            "messaging.destination.name": exchange or DEFAULT_EXCHANGE,
         }
 
     def _recording(self) -> bool:

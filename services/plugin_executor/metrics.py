@@ -1,11 +1,13 @@
 """The plugin executor's metrics (prefix `outrigger_plugins_`), next to the kit's RED metrics
 per route.
 
-Runs are counted by the use cases, once per run, with how it ended; the pool keeps its gauges
-(`queue_depth`, `pool_workers`, `pool_busy`); the app sets `sandbox_feature` once the sandbox
-has probed the host. The `plugin` label takes the names of loaded plugins only, and at most
-`MAX_PLUGIN_LABELS` of them over a process's life (reloads may bring new names); beyond, runs
-are counted under `other` (the kit's `BoundedLabel`).
+Runs are counted by the use cases, once per run, with how it ended (jobs too: they run through
+the same use case); the pool keeps its gauges (`queue_depth`, `pool_workers`, `pool_busy`); the
+app sets `sandbox_feature` once the sandbox has probed the host. Jobs add their own: submitted,
+in flight in this replica's consumer, given back to the queue (and why), and the writes of their
+state the cache service did not take. The `plugin` label takes the names of loaded plugins
+only, and at most `MAX_PLUGIN_LABELS` of them over a process's life (reloads may bring new
+names); beyond, runs are counted under `other` (the kit's `BoundedLabel`).
 """
 
 from __future__ import annotations
@@ -59,4 +61,25 @@ PLUGINS_LOADED: Final = Gauge(
 PLUGIN_PROBLEMS: Final = Gauge(
     "outrigger_plugins_problems",
     "Folders of the plugin folder the last scan could not load (GET /v1/plugins says why).",
+)
+JOBS_SUBMITTED: Final = Counter(
+    "outrigger_plugins_jobs_submitted_total",
+    "Jobs accepted over HTTP and sent to the jobs queue (a replayed Idempotency-Key not counted).",
+)
+JOBS_IN_FLIGHT: Final = Gauge(
+    "outrigger_plugins_jobs_in_flight",
+    "Jobs this replica's consumer has taken from the queue and not yet settled (its share of "
+    "the queue depth; the broker's own gauges count what still waits).",
+)
+JOBS_REQUEUED: Final = Counter(
+    "outrigger_plugins_jobs_requeued_total",
+    "Jobs given back to the queue: the sandbox could not take them, their result could not be "
+    "published, or the service stopped during their run.",
+    ["why"],
+)
+JOB_STORE_FAILURES: Final = Counter(
+    "outrigger_plugins_job_store_failures_total",
+    "Writes of jobs' state the cache service did not take (the jobs ran and their results "
+    "were published all the same).",
+    ["operation"],
 )

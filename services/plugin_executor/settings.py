@@ -5,6 +5,12 @@ layers, and each limit's default and ceiling.
 development; a deployment points it at its own. `OUTRIGGER_PLUGINS_REQUIRED_FEATURES` is a
 comma list of the sandbox's layers (`services.plugin_executor.domain.Feature`): the service
 refuses to start on a host that lacks one of them.
+
+Jobs' state is kept in the cache service at `OUTRIGGER_CACHE_URL` (the variable the
+`outrigger cache` commands read too), or in this process's memory with `memory://`, the
+embedded default (one replica only). The token it calls the cache with is
+`OUTRIGGER_PLUGINS_CACHE_TOKEN` (scopes `cache:read cache:write`), else one the service mints
+with its own signing key (an HS256 secret or an RS256 private key), renewed as it ages.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from outrigger.settings import Settings
@@ -53,6 +59,44 @@ class PluginSettings(Settings):
         64, ge=0, le=100_000, description="runs waiting for a worker at most (503 beyond)"
     )
 
+    cache_url: str = Field(
+        "memory://",
+        description="jobs' state: the cache service's URL (http://host:8003), or memory:// "
+        "to keep it in this process (one replica only)",
+    )
+    plugins_cache_token: SecretStr | None = Field(
+        None,
+        description="bearer token for the cache service (cache:read cache:write); default: "
+        "minted with the service's own signing key",
+    )
+    plugins_cache_timeout_seconds: float = Field(
+        2.0, gt=0, le=60, description="each exchange with the cache service"
+    )
+    plugins_job_ttl_seconds: float = Field(
+        86_400.0, ge=1, le=365 * 86_400, description="how long a job is kept after its last change"
+    )
+    plugins_jobs_queue: str = Field(
+        "plugin-executor.jobs", min_length=1, max_length=200, description="the queue of jobs"
+    )
+    plugins_jobs_exchange: str = Field(
+        "outrigger.jobs",
+        min_length=1,
+        max_length=200,
+        description="jobs come as run.<plugin>, results go as result.<plugin>.<reason>",
+    )
+    plugins_notifications_exchange: str = Field(
+        "outrigger.notifications",
+        min_length=1,
+        max_length=200,
+        description="jobs' progress and results go to channel jobs.<id>",
+    )
+    plugins_jobs_prefetch: int = Field(
+        4, ge=1, le=1000, description="jobs one replica takes from the queue at once"
+    )
+    plugins_progress_interval_seconds: float = Field(
+        0.5, gt=0, le=60, description="a job's progress kept in the cache at most this often"
+    )
+
     plugins_default_cpu_seconds: float = Field(5.0, gt=0)
     plugins_max_cpu_seconds: float = Field(60.0, gt=0)
     plugins_default_memory_mib: int = Field(256, ge=1)
@@ -74,6 +118,13 @@ class PluginSettings(Settings):
                 features = ", ".join(sorted(known))
                 raise ValueError(f"{name!r} is not a sandbox feature; the features are {features}")
         return frozenset(Feature(name) for name in names)
+
+    @field_validator("cache_url")
+    @classmethod
+    def _cache_url(cls, value: str) -> str:
+        if value != "memory://" and not value.startswith(("http://", "https://")):
+            raise ValueError("expected http://host:8003 (the cache service) or memory://")
+        return value.rstrip("/") if value != "memory://" else value
 
     @field_validator("plugin_dir", "plugins_work_dir")
     @classmethod

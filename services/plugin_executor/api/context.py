@@ -6,7 +6,7 @@ from fastapi import Depends, Path, Request
 
 from outrigger.auth import Principal, Scopes, require_scope
 from services.plugin_executor.domain import NAME_PATTERN
-from services.plugin_executor.usecases import PluginService
+from services.plugin_executor.usecases import JobService, PluginService
 
 
 # `async def`, so FastAPI does not run it in a worker thread (see the event store's context)
@@ -15,7 +15,13 @@ async def service_of(request: Request) -> PluginService:
     return service
 
 
+async def jobs_of(request: Request) -> JobService:
+    jobs: JobService = request.app.state.jobs
+    return jobs
+
+
 Service = Annotated[PluginService, Depends(service_of)]
+Jobs = Annotated[JobService, Depends(jobs_of)]
 Runner = Annotated[Principal, require_scope(Scopes.PLUGINS_RUN)]
 Admin = Annotated[Principal, require_scope(Scopes.PLUGINS_ADMIN)]
 PluginName = Annotated[

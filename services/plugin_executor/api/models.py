@@ -1,11 +1,23 @@
-"""The JSON the API gives. A run's body is the plugin's input itself (any JSON object, checked
-against the plugin's input schema by the use case), so there is no request model."""
+"""The JSON the API gives and takes. A run's body is the plugin's input itself (any JSON object,
+checked against the plugin's input schema by the use case), so a run has no request model; a
+job's body names the plugin beside its input."""
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from outrigger.http import JsonObjectField
-from services.plugin_executor.domain import Limits, Plugin, Problem, Reason, Usage
-from services.plugin_executor.usecases import Catalog, Run
+from services.plugin_executor.domain import (
+    NAME_PATTERN,
+    Job,
+    Limits,
+    Plugin,
+    Problem,
+    Reason,
+    Usage,
+)
+from services.plugin_executor.usecases import Catalog, Run, job_document
 
 
 class LimitsOut(BaseModel):
@@ -114,3 +126,47 @@ class RunOut(BaseModel):
             detail=outcome.detail,
             usage=UsageOut.of(outcome.usage),
         )
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plugin: str = Field(
+        pattern=NAME_PATTERN, description="A loaded plugin's name (`GET /v1/plugins`)."
+    )
+    input: JsonObjectField = Field(
+        description="The plugin's input: a JSON object its schema accepts."
+    )
+
+
+class ProgressOut(BaseModel):
+    progress: float = Field(description="The fraction done the plugin last reported (0-1).")
+    message: str | None = Field(description="What it said with it, if anything.")
+
+
+class JobOut(BaseModel):
+    id: str = Field(
+        description="The job's id (a UUID, or a bus job's CloudEvent id): `GET /v1/jobs/{id}` "
+        "follows it."
+    )
+    plugin: str = Field(description="The plugin's name.")
+    version: str | None = Field(description="The plugin's version, once a run began.")
+    state: Literal["queued", "running", "done"] = Field(
+        description="`queued` (waiting for a worker), `running`, or `done` (see `reason`)."
+    )
+    progress: ProgressOut | None = Field(description="The last progress report, if any.")
+    result: JsonObjectField | None = Field(
+        description="The plugin's result, once done with `reason` `ok`."
+    )
+    reason: Reason | None = Field(
+        description="How the run ended, once done (as `POST /v1/plugins/{name}/run` says; "
+        "`invalid_input` too, for a job from the bus)."
+    )
+    detail: str | None = Field(description="What went wrong, when it did (no host path).")
+    usage: UsageOut | None = Field(description="What the run used, once done.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        return cls.model_validate(job_document(job))

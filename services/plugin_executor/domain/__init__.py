@@ -1,6 +1,19 @@
 """The plugin executor's domain: models, errors and ports. No I/O lives here."""
 
-from services.plugin_executor.domain.errors import SandboxUnavailable, unknown_plugin
+from services.plugin_executor.domain.errors import (
+    IdempotencyKeyReused,
+    JobStateUnavailable,
+    SandboxUnavailable,
+    unknown_plugin,
+)
+from services.plugin_executor.domain.jobs import (
+    IDEMPOTENCY_KEY_PATTERN,
+    Job,
+    JobState,
+    bus_owner,
+    fingerprint,
+    job_id,
+)
 from services.plugin_executor.domain.models import (
     Feature,
     Features,
@@ -13,7 +26,7 @@ from services.plugin_executor.domain.models import (
     Reason,
     Usage,
 )
-from services.plugin_executor.domain.port import PluginSource, Sandbox
+from services.plugin_executor.domain.port import JobStore, PluginSource, Sandbox
 from services.plugin_executor.domain.rules import (
     ENTRYPOINT_PATTERN,
     LIMITS,
@@ -32,13 +45,19 @@ from services.plugin_executor.domain.rules import (
 
 __all__ = [
     "ENTRYPOINT_PATTERN",
+    "IDEMPOTENCY_KEY_PATTERN",
     "LIMITS",
     "MANIFEST",
     "NAME_PATTERN",
     "VERSION_PATTERN",
     "Feature",
     "Features",
+    "IdempotencyKeyReused",
     "InvalidManifest",
+    "Job",
+    "JobState",
+    "JobStateUnavailable",
+    "JobStore",
     "LimitPolicy",
     "Limits",
     "Outcome",
@@ -51,9 +70,12 @@ __all__ = [
     "Sandbox",
     "SandboxUnavailable",
     "Usage",
+    "bus_owner",
     "check_name",
+    "fingerprint",
     "folder_digest",
     "is_byte_code",
+    "job_id",
     "newest_versions",
     "plugin_of",
     "unknown_plugin",

@@ -1,5 +1,5 @@
 """The plugin executor's ports: `Sandbox`, the owned adapter (a warm pool of sandboxed workers),
-and `PluginSource`, where plugins come from.
+`PluginSource`, where plugins come from, and `JobStore`, where jobs' state is kept.
 
 Arguments arrive checked: the use-case room validated the input against the plugin's schema and
 resolved the limits within the ceilings. Plugin code never runs in the service's process.
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from services.plugin_executor.domain.jobs import Job
     from services.plugin_executor.domain.models import (
         Features,
         Limits,
@@ -66,4 +67,31 @@ class Sandbox(Protocol):
 class PluginSource(Protocol):
     def scan(self) -> tuple[list[Plugin], list[Problem]]:
         """Every valid plugin of the folder, and a problem for every invalid one."""
+        ...
+
+
+class JobStore(Protocol):
+    """Jobs' state, shared by every replica, each job kept for the store's TTL after its last
+    write. Every method raises `JobStateUnavailable` when the store cannot be reached; nothing
+    is guessed."""
+
+    async def create(self, job: Job) -> Job:
+        """Stores `job` unless a job with its id is kept already (atomically: of two replicas
+        creating one id, one wins); returns the job kept under that id, this one or the other."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job of that id, or None (never created, or expired)."""
+        ...
+
+    async def update(self, job: Job) -> None:
+        """Writes `job` over the one of its id (or anew), restarting its TTL."""
+        ...
+
+    async def discard(self, job_id: str) -> None:
+        """Removes the job of that id, if kept (a job whose message could not be sent)."""
+        ...
+
+    async def close(self) -> None:
+        """Releases the store's connections. Idempotent."""
         ...

@@ -1,5 +1,5 @@
 """The plugin executor's use cases: list the plugins, reload them, run one. Every request passes
-here once, whatever carried it (HTTP now; jobs from the bus later).
+here once, whatever carried it (HTTP, or a job: `usecases.jobs` runs its jobs through `run`).
 
 A run's input is checked against the plugin's input schema (a 422 problem naming each failing
 path) before the sandbox is asked for anything; the plugin's limits were resolved within the
@@ -131,21 +131,8 @@ class PluginService:
     ) -> Run:
         """Runs plugin `name` on `payload` in the sandbox. Raises `NotFound` (no such plugin),
         `InvalidInput` (the payload breaks the input schema) or `SandboxUnavailable`."""
-        loaded = self._loaded.get(name)
-        if loaded is None:
-            raise unknown_plugin(name)
+        loaded = self._checked(name, payload)
         plugin = loaded.plugin
-        if not isinstance(payload, dict):
-            _count(plugin, Reason.INVALID_INPUT)
-            raise InvalidInput(f"the input of {plugin.id} must be a JSON object")
-        try:
-            errors = list(loaded.input.iter_errors(payload))
-        except RecursionError:  # a recursive schema, followed down a deeply nested input
-            _count(plugin, Reason.INVALID_INPUT)
-            raise InvalidInput(f"the input of {plugin.id} is nested too deeply to check") from None
-        if errors:
-            _count(plugin, Reason.INVALID_INPUT)
-            raise _invalid_input(plugin, errors)
         outcome = await self.sandbox.run(plugin, payload, plugin.limits, progress)
         if outcome.reason is Reason.OK:
             outcome = await asyncio.to_thread(_checked_output, loaded, outcome)
@@ -166,6 +153,30 @@ class PluginService:
             },
         )
         return Run(plugin.id, outcome)
+
+    def check(self, name: str, payload: Any) -> PluginId:
+        """What `run` checks before it runs: the plugin is loaded (else `NotFound`) and
+        `payload` fits its input schema (else `InvalidInput`, counted as a run ending
+        `invalid_input`). Answers the plugin's id."""
+        return self._checked(name, payload).plugin.id
+
+    def _checked(self, name: str, payload: Any) -> _Loaded:
+        loaded = self._loaded.get(name)
+        if loaded is None:
+            raise unknown_plugin(name)
+        plugin = loaded.plugin
+        if not isinstance(payload, dict):
+            _count(plugin, Reason.INVALID_INPUT)
+            raise InvalidInput(f"the input of {plugin.id} must be a JSON object")
+        try:
+            errors = list(loaded.input.iter_errors(payload))
+        except RecursionError:  # a recursive schema, followed down a deeply nested input
+            _count(plugin, Reason.INVALID_INPUT)
+            raise InvalidInput(f"the input of {plugin.id} is nested too deeply to check") from None
+        if errors:
+            _count(plugin, Reason.INVALID_INPUT)
+            raise _invalid_input(plugin, errors)
+        return loaded
 
 
 def _checked_output(loaded: _Loaded, outcome: Outcome) -> Outcome:

@@ -262,6 +262,63 @@ class BusContract(ContractSuite[MessageBus]):
         assert metric("outrigger_bus_consumed_total", queue=queue, outcome="retry") == 1
         assert metric("outrigger_bus_consumed_total", queue=queue, outcome="ack") == 1
 
+    async def test_a_reply_reaches_the_requesters_queue_with_its_correlation_id(
+        self, bus: MessageBus, new_bus: Any, names: Names
+    ) -> None:
+        exchange, requests, replies = names.exchange(), names.queue("asks"), names.queue("answers")
+        answers = Inbox()
+        requester: MessageBus = await new_bus()
+        await requester.subscribe(replies, [], answers)
+
+        async def serve(delivery: Delivery) -> Outcome:
+            await bus.reply(delivery, event("test.answered", {"to": delivery.event.id}))
+            return Ack()
+
+        await bus.subscribe(requests, [(exchange, "ask")], serve)
+        asked = event("test.asked")
+        await requester.publish(exchange, "ask", asked, reply_to=replies, correlation_id="c-7")
+        [answer] = await answers.wait(1)
+        assert answer.event.type == "test.answered"
+        assert answer.event.data == {"to": asked.id}
+        assert answer.correlation_id == "c-7"
+        assert (answer.exchange, answer.routing_key, answer.reply_to) == ("", replies, None)
+
+    async def test_a_retried_request_keeps_its_reply_to_and_a_reply_defaults_to_its_id(
+        self, bus: MessageBus, names: Names
+    ) -> None:
+        exchange, requests, replies = names.exchange(), names.queue("asks"), names.queue("answers")
+        answers = Inbox()
+        await bus.subscribe(replies, [], answers)
+        seen: list[Delivery] = []
+
+        async def serve(delivery: Delivery) -> Outcome:
+            seen.append(delivery)
+            if delivery.attempt == 1:
+                return Retry("not yet")
+            await bus.reply(delivery, event("test.answered"))
+            return Ack()
+
+        await bus.subscribe(requests, [(exchange, "ask")], serve, retry_delay_seconds=0.05)
+        await bus.publish(exchange, "ask", asked := event("test.asked"), reply_to=replies)
+        [answer] = await answers.wait(1)
+        assert [(d.attempt, d.reply_to, d.correlation_id) for d in seen] == [
+            (1, replies, None),
+            (2, replies, None),
+        ]
+        assert answer.correlation_id == asked.id
+
+    async def test_replying_to_a_request_without_reply_to_is_refused(
+        self, bus: MessageBus, names: Names
+    ) -> None:
+        exchange, queue = names.exchange(), names.queue()
+        inbox = Inbox()
+        await bus.subscribe(queue, [(exchange, "#")], inbox)
+        await bus.publish(exchange, "k", event())
+        [delivery] = await inbox.wait(1)
+        assert delivery.reply_to is None
+        with pytest.raises(ValueError, match="no reply_to"):
+            await bus.reply(delivery, event())
+
     async def test_drop_dead_letters_at_once_with_its_reason(
         self, bus: MessageBus, names: Names
     ) -> None:

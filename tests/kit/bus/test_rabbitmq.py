@@ -201,6 +201,7 @@ class TestRabbitMQBus(BusContract):
             )
         ]
 
+    @pytest.mark.usefixtures("new_bus")  # whose teardown deletes what the test declared
     async def test_a_lost_connection_logs_one_warning_and_the_bus_recovers(
         self, names: Names, caplog: pytest.LogCaptureFixture
     ) -> None:
