@@ -192,6 +192,11 @@ DEPLOYED: tuple[Deployed, ...] = (
                 ",".join(PLUGIN_REQUIRED_FEATURES),
                 "no start without them: runs share the service's uid here",
             ),
+            Setting(
+                "OUTRIGGER_CACHE_URL",
+                "http://cache:8003",
+                "job state in the cache service, so any replica answers GET /v1/jobs/{id}",
+            ),
             Setting("OUTRIGGER_PLUGINS_WORK_DIR", PLUGIN_SANDBOX.work_dir, "runs' folders"),
             Setting("OUTRIGGER_PLUGINS_POOL_SIZE", str(PLUGIN_POOL_SIZE), "a run each"),
             Setting(
@@ -210,6 +215,8 @@ DEPLOYED: tuple[Deployed, ...] = (
         # the service, then each worker's run at its ceiling, then the in-memory folders
         memory_limit="2Gi",
         cpu_limit=str(PLUGIN_POOL_SIZE),  # a core a worker: runs are CPU-bound, not throttled
+        # jobs from its own POST /v1/jobs and from any backend (routing key run.<plugin>)
+        queues=(Queue("plugin-executor.jobs", fed_by="plugin-executor"),),
         calls=("cache",),  # job state, through the cache service's HTTP API
         sandbox=PLUGIN_SANDBOX,
     ),

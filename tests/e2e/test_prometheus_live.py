@@ -480,13 +480,20 @@ def _notifications_traffic(client: httpx.Client, traffic: list[str]) -> None:
 
 
 def _plugin_executor_traffic(client: httpx.Client, traffic: list[str]) -> None:
-    """The plugins listed, two runs through the sandbox and input its schema refuses (a 422,
-    counted as invalid_input)."""
+    """The plugins listed, two runs through the sandbox, input its schema refuses (a 422,
+    counted as invalid_input), and a job through the broker until done."""
     _note(traffic, client.get("/v1/plugins"))
     text = {"text": "to be or not to be", "top": 2}
     for _ in range(2):
         _note(traffic, client.post("/v1/plugins/text-stats/run", json=text))
     _note(traffic, client.post("/v1/plugins/text-stats/run", json={"text": 7}))
+    job = client.post("/v1/jobs", json={"plugin": "text-stats", "input": text})
+    _note(traffic, job)
+    deadline = time.monotonic() + 30
+    while (state := client.get(job.headers["Location"])).json()["state"] != "done":
+        assert time.monotonic() < deadline, f"job not done: {state.text}"
+        time.sleep(0.1)
+    _note(traffic, state)
 
 
 TRAFFIC: dict[str, Callable[[httpx.Client, list[str]], None]] = {
