@@ -140,7 +140,7 @@ class Job:
     usage: RunUsage | None
     created_at: datetime
     updated_at: datetime
-    version: str | None = None
+    version: str | None
 
     @property
     def done(self) -> bool:

@@ -22,6 +22,7 @@ from outrigger.clients import (
     ConsistencyProof,
     HeldLock,
     InclusionProof,
+    Job,
     LoadProblem,
     LogPage,
     Mismatch,
@@ -420,6 +421,7 @@ SDK_ONLY_FIELDS = {Appended: {"replayed"}}  # from the status code: 200 is a rep
 JSON_OBJECT_FIELDS = {
     ("plugin-executor", "PluginOut"): {"input_schema", "output_schema"},
     ("plugin-executor", "RunOut"): {"result"},
+    ("plugin-executor", "JobOut"): {"result"},
 }
 ANY_JSON_OBJECT = {"additionalProperties": True, "type": "object"}
 
@@ -455,6 +457,7 @@ ANY_JSON_OBJECT = {"additionalProperties": True, "type": "object"}
         (LoadProblem, "plugin-executor", "ProblemOut"),
         (RunResult, "plugin-executor", "RunOut"),
         (RunUsage, "plugin-executor", "UsageOut"),
+        (Job, "plugin-executor", "JobOut"),
     ],
 )
 def test_each_model_is_the_json_schema_the_service_documents(

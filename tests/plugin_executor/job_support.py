@@ -12,17 +12,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aio_pika
 import httpx
 from redis.asyncio import Redis
 
 from outrigger.bus import Ack, connect_bus
 from outrigger.resilience import policies
 from outrigger.testing import bearer, serving, unique
+from outrigger.testing.broker import remove
 from services.cache.app import build_app as build_cache
 from services.cache.settings import CacheSettings
 from services.plugin_executor.app import build_app as build_executor
-from services.plugin_executor.consumers import MAX_ATTEMPTS
 from tests.plugin_executor.api_support import plugin_folder, plugin_settings
 from tests.plugin_executor.fake_sandbox import InProcessSandbox
 
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from services.plugin_executor.settings import PluginSettings
 
 SECRET = "plugin-executor-test-secret-of-32-bytes!"  # the executor's too (api_support)
-DEFAULT_ATTEMPTS = 5  # a queue a test subscribes to itself: its delay queues
 
 
 @contextlib.asynccontextmanager
@@ -96,20 +94,7 @@ async def broker_names(amqp_url: str) -> AsyncIterator[BrokerNames]:
         yield names
     finally:
         if not amqp_url.startswith("memory://"):
-            await _delete(amqp_url, names)
-
-
-async def _delete(amqp_url: str, names: BrokerNames) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in names.queues:
-            for base in (queue, f"{queue}.dlq"):
-                await channel.queue_delete(base)
-                for attempt in range(1, max(MAX_ATTEMPTS, DEFAULT_ATTEMPTS)):
-                    await channel.queue_delete(f"{base}.retry.{attempt}")
-        for exchange in names.exchanges:
-            await channel.exchange_delete(exchange)
+            await remove(amqp_url, names.queues, names.exchanges)
 
 
 SLEEPY_MANIFEST = """

@@ -1,11 +1,10 @@
 """`outrigger plugins list|run|job|reload` against a served executor.
 
-`list`, `run` and `reload` go to the real app with the in-process test double as its sandbox
-(`api_support.py`); `job` goes to a small app of the test's own that answers `POST /v1/jobs` and
-`GET /v1/jobs/{id}` in their fixed shape (queued, then running, then done as the test says). The
-commands run in-process through click's runner, in a worker thread (the SDK's blocking client
-runs its own event loop), through `outrigger`'s own command group, so their errors are the
-one-line messages and exit codes a user sees.
+`list`, `run`, `reload` and `job` go to the real app with the in-process test double as its
+sandbox (`api_support.py`), jobs through its in-memory bus and job store. The commands run
+in-process through click's runner, in a worker thread (the SDK's blocking client runs its own
+event loop), through `outrigger`'s own command group, so their errors are the one-line messages
+and exit codes a user sees.
 """
 
 from __future__ import annotations
@@ -13,21 +12,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 from click.testing import CliRunner, Result
-from fastapi import APIRouter, Body, Header, Response
 
-from outrigger.auth import Principal, require_scope
 from outrigger.cli import main
-from outrigger.errors import NotFound
-from outrigger.http import ServiceRoute, create_app
 from outrigger.resilience import policies
-from outrigger.testing import bearer, free_port, serving
+from outrigger.testing import free_port
 from tests.plugin_executor.api_support import (
     ADMIN,
     RUN,
@@ -40,8 +34,6 @@ from tests.plugin_executor.api_support import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
-
-    from fastapi import FastAPI
 
     from services.plugin_executor.settings import PluginSettings
 
@@ -204,100 +196,42 @@ async def test_no_token_no_service_or_no_worker_is_exit_2_not_a_run_that_failed(
     assert "unavailable" in one_line(busy.stderr)
 
 
-@dataclass
-class ScriptedJobs:
-    """A service answering the jobs API's fixed shape: each job is queued when submitted, then
-    running, then done with `outcome` on the following looks (None: running for ever)."""
-
-    outcome: dict[str, Any] | None
-    submitted: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
-    looks: dict[str, int] = field(default_factory=dict)
-
-    def app(self, settings: PluginSettings) -> FastAPI:
-        router = APIRouter(prefix="/v1", route_class=ServiceRoute)
-        router.add_api_route("/jobs", self._submit, methods=["POST"], status_code=202)
-        router.add_api_route("/jobs/{id}", self._look, methods=["GET"])
-        return create_app("plugin-executor", settings, routers=[router])
-
-    async def _submit(
-        self,
-        body: Annotated[dict[str, Any], Body()],
-        response: Response,
-        _: Annotated[Principal, require_scope(RUN)],
-        idempotency_key: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
-        self.submitted.append((body, idempotency_key))
-        id = str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key or str(uuid.uuid4())))
-        self.looks.setdefault(id, 0)
-        response.headers["Location"] = f"/v1/jobs/{id}"
-        return self._job(id, body["plugin"], "queued")
-
-    async def _look(self, id: str, _: Annotated[Principal, require_scope(RUN)]) -> dict[str, Any]:
-        if id not in self.looks:
-            raise NotFound(f"no job {id}")
-        self.looks[id] += 1
-        if self.looks[id] == 1 or self.outcome is None:
-            return self._job(
-                id, "text-stats", "running", progress={"progress": 0.5, "message": None}
-            )
-        return self._job(id, "text-stats", "done", **self.outcome)
-
-    def _job(self, id: str, plugin: str, state: str, **members: Any) -> dict[str, Any]:
-        job = dict.fromkeys(["progress", "result", "reason", "detail", "usage"])
-        job.update(id=id, plugin=plugin, state=state, **members)
-        job.update(created_at="2026-12-06T23:00:00Z", updated_at="2026-12-06T23:00:01Z")
-        return job
-
-
-OK = {"result": {"words": 6}, "reason": "ok", "usage": {"cpu_s": 0, "max_rss_kib": 1, "wall_s": 0}}
-
-
-async def jobs_served(
-    jobs: ScriptedJobs, settings: PluginSettings, *args: str, stdin: bytes | None = None
-) -> Result:
-    """`outrigger plugins ARGS` against `jobs`, served for the one command."""
-    async with serving(jobs.app(settings)) as url:
-        token = bearer(settings, RUN)["Authorization"].removeprefix("Bearer ")
-        return await plugins(url, token, *args, stdin=stdin)
-
-
-async def test_job_queues_the_run_and_prints_its_id(settings: PluginSettings) -> None:
-    jobs = ScriptedJobs(OK)
-    queued = await jobs_served(
-        jobs, settings, "job", "text-stats", "--input", TEXT, "--idempotency-key", "import-7"
-    )
+async def test_job_queues_the_run_and_prints_its_id(executor: Executor) -> None:
+    args = ("job", "text-stats", "--input", TEXT, "--idempotency-key", "import-7")
+    queued = await run_as(executor, *args)
     assert queued.exit_code == 0, queued.stderr
-    assert queued.stdout == f"{uuid.uuid5(uuid.NAMESPACE_URL, 'import-7')}\n"
-    assert jobs.submitted == [({"plugin": "text-stats", "input": orjson.loads(TEXT)}, "import-7")]
+    [job_id] = queued.stdout.split()
+    again = await run_as(executor, *args)
+    assert again.stdout == queued.stdout  # the same key: the same job
+    deadline = time.monotonic() + 10
+    while (job := (await executor.http.get(f"/v1/jobs/{job_id}")).json())["state"] != "done":
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.05)
+    assert (job["plugin"], job["reason"], job["result"]["words"]) == ("text-stats", "ok", 6)
 
 
 async def test_job_wait_prints_the_job_once_done_and_exits_by_its_reason(
-    settings: PluginSettings,
+    executor: Executor,
 ) -> None:
-    done = await jobs_served(
-        ScriptedJobs(OK), settings, "job", "text-stats", "-", "--wait", stdin=TEXT.encode()
-    )
+    done = await run_as(executor, "job", "text-stats", "-", "--wait", stdin=TEXT.encode())
     job = json_of(done)
-    assert (job["state"], job["reason"], job["result"]) == ("done", "ok", {"words": 6})
+    assert (job["state"], job["reason"], job["result"]["words"]) == ("done", "ok", 6)
 
-    failed = ScriptedJobs({"reason": "timeout", "detail": "ran past its 5 s"})
-    timed_out = await jobs_served(failed, settings, "job", "text-stats", "--input", "{}", "--wait")
-    assert timed_out.exit_code == 1
-    assert orjson.loads(timed_out.stdout)["reason"] == "timeout"
-    assert (
-        one_line(timed_out.stderr) == "outrigger: text-stats ended with timeout: ran past its 5 s"
-    )
+    lied = await run_as(executor, "job", "liar", "--input", "{}", "--wait")
+    assert lied.exit_code == 1
+    assert orjson.loads(lied.stdout)["reason"] == "invalid_output"
+    assert one_line(lied.stderr).startswith("outrigger: liar ended with invalid_output: ")
 
 
 async def test_job_wait_past_its_timeout_is_exit_2_saying_where_the_job_is(
-    settings: PluginSettings,
+    executor: Executor,
 ) -> None:
-    jobs = ScriptedJobs(None)
-    late = await jobs_served(
-        jobs, settings, "job", "text-stats", "--input", "{}", "--wait", "--timeout", "0.2"
+    executor.sandbox.available = False  # the job waits in the queue for a worker
+    late = await run_as(
+        executor, "job", "text-stats", "--input", TEXT, "--wait", "--timeout", "0.3"
     )
     assert late.exit_code == 2
-    assert "is not done after 0.2 s (last seen running)" in one_line(late.stderr)
+    assert "is not done after 0.3 s (last seen queued)" in one_line(late.stderr)
     assert late.stdout == ""
 
 

@@ -187,6 +187,7 @@ def job_body(state: str = "queued", **members: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": JOB_ID,
         "plugin": "text-stats",
+        "version": None,
         "state": state,
         "progress": None,
         "result": None,
