@@ -228,6 +228,21 @@ async def test_a_result_that_breaks_the_output_schema_ends_invalid_output(
     assert record.event.data["data"]["reason"] == "invalid_output"
 
 
+async def test_large_documents_are_checked_as_small_ones_are(settings: PluginSettings) -> None:
+    """Past `INLINE_VALUES` values the schemas are checked in a thread: same answers."""
+    records: list[Any] = [{"id": n} for n in range(100)]
+    records[70] = 5
+    async with served(settings) as service:
+        bad_input = await service.http.post(
+            "/v1/plugins/json-transform/run", json={"records": records}
+        )
+        large_result = await service.http.post("/v1/plugins/tree/run", json={"depth": 100})
+    assert bad_input.status_code == 422
+    assert bad_input.json()["errors"][0]["field"] == "records.70"
+    assert large_result.json()["reason"] == "ok"
+    assert str(large_result.json()["result"]).count("child") == 100
+
+
 async def test_documents_too_deep_to_check_are_a_422_or_invalid_output_never_a_500(
     settings: PluginSettings,
 ) -> None:

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 from collections import deque
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,7 +34,7 @@ from services.plugin_executor.metrics import POOL_BUSY, POOL_WORKERS, QUEUE_DEPT
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Coroutine, Sequence
 
-    from services.plugin_executor.domain.models import Limits, Plugin, Progress
+    from services.plugin_executor.domain.models import Limits, Plugin, PluginId, Progress
 
 log = logging.getLogger("outrigger.plugin_executor")
 START_SECONDS = 30.0  # a worker's start, probe included
@@ -63,6 +62,7 @@ class WorkerPool:
         self.grace_seconds = grace_seconds
         self._features = Features(frozenset(), {})
         self._plugins: list[dict[str, str]] = []
+        self._specs: dict[tuple[PluginId, Path], dict[str, str]] = {}  # the loaded plugins'
         self._generation = 0
         self._live: dict[int, WorkerHandle] = {}  # by index
         self._idle: deque[WorkerHandle] = deque()
@@ -110,7 +110,8 @@ class WorkerPool:
         POOL_BUSY.set_function(lambda: self.busy)
 
     def load(self, plugins: Sequence[Plugin]) -> None:
-        self._plugins = [plugin_spec(plugin) for plugin in plugins]
+        self._specs = {(plugin.id, plugin.folder): plugin_spec(plugin) for plugin in plugins}
+        self._plugins = list(self._specs.values())
         self._generation += 1
         if self._started and not self._closing and self.mode == "warm":
             stale = list(self._idle)
@@ -124,10 +125,14 @@ class WorkerPool:
         limits: Limits,
         progress: Callable[[Progress], None] | None = None,
     ) -> Outcome:
-        spec = plugin_spec(plugin)
-        body = orjson.dumps(
-            {"op": "run", "plugin": spec, "payload": payload, "limits": asdict(limits)}
-        )
+        spec = self._specs.get((plugin.id, plugin.folder)) or plugin_spec(plugin)
+        bounds = {
+            "cpu_seconds": limits.cpu_seconds,
+            "memory_mib": limits.memory_mib,
+            "wall_seconds": limits.wall_seconds,
+            "output_kib": limits.output_kib,
+        }
+        body = orjson.dumps({"op": "run", "plugin": spec, "payload": payload, "limits": bounds})
         if self.mode == "cold":
             return await self._run_cold(body, spec, progress)
         while (worker := await self._acquire(self._idle)).dead:
