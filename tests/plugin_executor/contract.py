@@ -50,7 +50,7 @@ class SandboxContract(ContractSuite[WorkerPool]):
 
     async def close_adapter(self, adapter: WorkerPool) -> None:
         await adapter.close()
-        assert run_processes(adapter) == []
+        assert await run_processes(adapter) == []
         assert files_of(run_uids(adapter)) == []
 
     async def test_a_run_answers_its_result_and_usage(self, adapter: WorkerPool) -> None:
@@ -112,6 +112,15 @@ class SandboxContract(ContractSuite[WorkerPool]):
         assert seen.result == {"work": [], "tmp": False, "shm": False, "global": [], "module": None}
         assert on_host(name) == {"/tmp": False, "/dev/shm": False}
 
+    async def test_runs_of_one_plugin_each_start_clean(self, new_adapter: Any) -> None:
+        pool = await new_adapter(size=1)  # warm: the second run takes the child kept ready
+        leave = plugin("contract", "leave_traces")
+        for _ in range(2):
+            left = await pool.run(leave, {"name": unique("left-behind-")}, leave.limits)
+            assert left.reason is Reason.OK
+            assert left.result is not None
+            assert left.result["found"] == {"work": [], "global": []}
+
     async def test_runs_go_on_at_once_and_queue_beyond_the_workers(
         self, adapter: WorkerPool
     ) -> None:
@@ -165,7 +174,7 @@ class SandboxContract(ContractSuite[WorkerPool]):
         outcomes = [await pool.run(echo, {"n": n}, echo.limits) for n in range(3)]
         assert [o.reason for o in outcomes] == [Reason.OK] * 3
         assert worker not in pool.worker_pids
-        assert run_processes(pool) == []  # the run died with its worker
+        assert await run_processes(pool) == []  # the run died with its worker
 
     async def test_a_run_whose_caller_goes_away_is_killed_and_its_worker_goes_on(
         self, new_adapter: Any
@@ -180,7 +189,7 @@ class SandboxContract(ContractSuite[WorkerPool]):
             await running
         outcome = await pool.run(echo, {"after": True}, echo.limits)
         assert (outcome.reason, outcome.result) == (Reason.OK, {"echo": {"after": True}})
-        assert run_processes(pool) == []
+        assert await run_processes(pool) == []
 
     async def test_loading_plugins_restarts_the_workers_in_turn(self, new_adapter: Any) -> None:
         pool = await new_adapter()

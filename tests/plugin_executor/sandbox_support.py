@@ -8,10 +8,12 @@ one pool's sweep never kills another's runs.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import shutil
 import tempfile
+import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,14 +113,23 @@ def _real_uid(pid: str) -> int | None:
     return None if fields["State"].strip().startswith("Z") else int(fields["Uid"].split()[0])
 
 
-def run_processes(pool: WorkerPool) -> list[int]:
-    """Processes of the pool's run uids that are not its workers: what runs left."""
-    uids, workers = run_uids(pool), set(pool.worker_pids)
-    return [
-        int(pid)
-        for pid in os.listdir("/proc")
-        if pid.isdigit() and int(pid) not in workers and _real_uid(pid) in uids
-    ]
+async def run_processes(pool: WorkerPool, within: float = 2.0) -> list[int]:
+    """Processes of the pool's run uids that are neither its workers nor the children they keep
+    ready for their next runs: what runs left. A warm worker announces its spare just after it
+    answered a run, and a spare dies a moment after its worker: `within` seconds are given for
+    that."""
+    uids = run_uids(pool)
+    deadline = time.monotonic() + within
+    while True:
+        known = set(pool.worker_pids) | set(pool.spare_pids)
+        left = [
+            int(pid)
+            for pid in os.listdir("/proc")
+            if pid.isdigit() and int(pid) not in known and _real_uid(pid) in uids
+        ]
+        if not left or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.01)  # the workers' frames come in meanwhile
 
 
 def files_of(uids: set[int]) -> list[str]:
@@ -155,5 +166,5 @@ async def started(
         yield pool
     finally:
         await pool.close()
-        assert run_processes(pool) == []
+        assert await run_processes(pool) == []
         assert files_of(run_uids(pool)) == []

@@ -77,7 +77,7 @@ async def abuse(pool: WorkerPool, function: str, payload: Any = None, **limits: 
     """Runs the abuse plugin's `function`; no process of the run may outlive it."""
     attempt = plugin("abuse", function, **limits)
     outcome = await pool.run(attempt, payload or {}, attempt.limits)
-    assert run_processes(pool) == []
+    assert await run_processes(pool) == []
     if outcome.detail is not None:
         assert SECRET not in outcome.detail
     return outcome

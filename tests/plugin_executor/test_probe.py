@@ -85,7 +85,7 @@ async def test_a_missing_required_feature_refuses_to_start_in_one_line() -> None
     assert message.startswith("the host lacks required sandbox features (separate_uid: ")
     assert "seccomp" not in message
     assert pool.worker_pids == []
-    assert run_processes(pool) == []
+    assert await run_processes(pool) == []
 
 
 @pytest.fixture

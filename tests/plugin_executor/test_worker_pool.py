@@ -2,23 +2,71 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from services.plugin_executor.adapters import build_sandbox
 from services.plugin_executor.adapters.pool import WorkerPool
-from services.plugin_executor.domain.models import Feature
+from services.plugin_executor.domain.models import Feature, Reason
 from tests.plugin_executor.contract import SandboxContract
+from tests.plugin_executor.sandbox_support import plugin
 
 
 class TestWarm(SandboxContract):
     mode = "warm"
 
+    async def test_a_worker_keeps_a_confined_child_ready_for_the_same_plugin_and_limits(
+        self, new_adapter: Any
+    ) -> None:
+        pool = await new_adapter(size=1)
+        echo, find = plugin("contract", "echo"), plugin("contract", "find_traces")
+        assert (await pool.run(echo, {}, echo.limits)).reason is Reason.OK
+        spare = await kept_ready(pool)
+        status = process_status(spare)
+        assert status["PPid"] == str(pool.worker_pids[0])
+        assert status["Uid"].split()[0] == str(pool.uid_base)  # the run's uid already
+        assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")  # confined already
+        assert (await pool.run(echo, {"n": 1}, echo.limits)).result == {"echo": {"n": 1}}
+        assert not alive(spare)  # it took that run, and was reaped
+        for other, limits in [(find, find.limits), (find, replace(find.limits, memory_mib=100))]:
+            spare = await kept_ready(pool, other_than=spare)
+            outcome = await pool.run(other, {"name": "x"}, limits)
+            assert outcome.reason is Reason.OK
+            assert not alive(spare)  # dropped: another plugin, other limits
+
 
 class TestCold(SandboxContract):
     mode = "cold"
+
+    async def test_a_cold_worker_keeps_no_child_ready(self, adapter: WorkerPool) -> None:
+        echo = plugin("contract", "echo")
+        assert (await adapter.run(echo, {}, echo.limits)).reason is Reason.OK
+        await asyncio.sleep(0.2)
+        assert adapter.spare_pids == []
+
+
+async def kept_ready(pool: WorkerPool, other_than: int | None = None) -> int:
+    """The pid of the child the pool's one worker announced, once it has."""
+    for _ in range(200):
+        spares = [pid for pid in pool.spare_pids if pid != other_than]
+        if spares:
+            return spares[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError("the worker announced no child kept ready")
+
+
+def alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def process_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as status:
+        return {key: value.strip() for key, _, value in (line.partition(":") for line in status)}
 
 
 @dataclass

@@ -1,11 +1,17 @@
 """A run's child: what the worker prepares for it (a plugin's entry module compiled, the stdlib
-modules its code names imported), what the child does once confined (run the module, call the
-function, write tagged lines on fd 3), and the run's work dir removed after it.
+modules its code names imported), the child's process (`Child`: forked and confined before its
+input arrives, so a warm worker keeps one ready for the next run), what the child does once
+confined (read its input, run the module, call the function, write tagged lines on fd 3), and
+the run's work dir removed after it.
 
-The lines: `f` + why confinement failed, or `c` once confined; `p` + a progress object; then
-one final line: `r` + the result, `e` + the exception (type, message, errno), `m` (memory ran
-out), `i` + why the output is not a JSON object. Once the plugin runs the lines are untrusted:
-the worker parses them, and believes them only about this run.
+fd 3 is one end of a socket pair: the worker writes the run's input (JSON) into its end and
+shuts that direction; the child reads it to the end, then writes its lines back. The lines: `f`
++ why confinement failed, or `c` once confined; `p` + a progress object; then one final line:
+`r` + the result, `e` + the exception (type, message, errno), `m` (memory ran out), `i` + why
+the output is not a JSON object. A child whose input never comes (the worker dropped it: the
+next run was another plugin's, or the worker stops) exits before any plugin code ran. Once the
+plugin runs the lines are untrusted: the worker parses them, and believes them only about this
+run.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import contextlib
 import importlib
 import os
 import shutil
+import signal
+import socket
 import stat
 import sys
 import types
@@ -155,15 +163,91 @@ def _errno(exc: BaseException) -> int | None:
     return None
 
 
+@dataclass(slots=True)
+class Child:
+    """The worker's side of one run's process, from its fork to its end."""
+
+    pid: int
+    plugin: str  # the key of the plugin it is confined for
+    limits: dict[str, Any]  # and the limits
+    run_dir: str
+    lines: socket.socket  # the worker's end of fd 3: the input goes in, the lines come out
+    output: int  # the read end of the child's stdout and stderr
+
+    @classmethod
+    def fork(
+        cls,
+        confinement: Confinement,
+        entry: Entry,
+        key: str,
+        limits: dict[str, Any],
+        run_dir: str,
+        uid: int | None,
+    ) -> Child:
+        """A child confined for `entry` under `limits` in a new `run_dir` (given to `uid`),
+        waiting for its input. Raises OSError, leaving nothing behind."""
+        opened: list[Any] = []
+        try:
+            os.mkdir(run_dir, 0o700)
+            if uid is not None:
+                os.chown(run_dir, uid, uid)
+            ours, theirs = socket.socketpair()
+            opened += [ours, theirs]
+            output_r, output_w = os.pipe()
+            opened += [output_r, output_w]
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                try:
+                    run_in_child(confinement, entry, limits, run_dir, output_w, theirs.fileno())
+                finally:
+                    os._exit(70)  # never back into the worker's loop
+        except BaseException:
+            for item in opened:
+                item.close() if isinstance(item, socket.socket) else os.close(item)
+            remove_tree(run_dir)
+            raise
+        theirs.close()
+        os.close(output_w)
+        return cls(pid, key, limits, run_dir, ours, output_r)
+
+    def send(self, payload: bytes) -> None:
+        """The run's input; a child that died before it (its confinement failed) is left to
+        say why in its lines and status."""
+        with contextlib.suppress(OSError):
+            self.lines.sendall(payload)
+            self.lines.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        """Once it was reaped: its fds closed, its work dir removed."""
+        self.lines.close()
+        os.close(self.output)
+        remove_tree(self.run_dir)
+
+    def drop(self) -> None:
+        """A child that never got its input (so never ran plugin code): killed, reaped, closed."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self.close()
+
+
+def _input() -> bytes:
+    """The run's input: what comes on fd 3 until the worker shuts its side."""
+    chunks = []
+    while chunk := os.read(3, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def run_in_child(
     confinement: Confinement,
     entry: Entry,
-    message: dict[str, Any],
+    limits: dict[str, Any],
     run_dir: str,
     output: int,
     result: int,
 ) -> NoReturn:
-    limits = message["limits"]
     try:
         confinement.apply(
             run_dir, entry.folder, limits["cpu_seconds"], limits["memory_mib"], output, result
@@ -172,8 +256,11 @@ def run_in_child(
         os.write(3, b"f" + orjson.dumps(f"{type(exc).__name__}: {exc}") + b"\n")
         os._exit(70)
     os.write(3, b"c\n")
+    payload = _input()
+    if not payload:
+        os._exit(0)  # dropped before its run
     try:
-        answer = entry.load()(message["payload"])
+        answer = entry.load()(orjson.loads(payload))
         if isinstance(answer, types.GeneratorType):
             generator, answer = answer, None
             while True:

@@ -72,7 +72,8 @@ class WorkerPool:
         self._started = self._closing = False
         self._closed: asyncio.Event | None = None
 
-    # For the service's gauges: the live workers' pids, how many are busy, how many runs wait.
+    # For the service's gauges (and the tests): the live workers' pids, how many are busy, how
+    # many runs wait.
     @property
     def busy(self) -> int:
         return sum(1 for worker in self._live.values() if worker.running)
@@ -84,6 +85,12 @@ class WorkerPool:
     @property
     def worker_pids(self) -> list[int]:
         return [worker.pid for worker in self._live.values()]
+
+    @property
+    def spare_pids(self) -> list[int]:
+        """The children the warm workers keep ready for their next runs (no plugin code ran in
+        them yet); a pid stays here after its child took a run."""
+        return [worker.spare for worker in self._live.values() if worker.spare is not None]
 
     def features(self) -> Features:
         return self._features
@@ -279,6 +286,7 @@ class WorkerPool:
             "disabled": sorted(self.disabled),
             "features": None if probe else sorted(self._features.active),
             "plugins": self._plugins if plugins is None else plugins,
+            "spares": self.mode == "warm",  # a cold worker runs once
         }
         return await WorkerHandle.start(index, self._generation, init, self._lost, START_SECONDS)
 

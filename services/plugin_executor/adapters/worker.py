@@ -4,12 +4,18 @@ It talks to the pool over its stdin/stdout with length-prefixed orjson frames. T
 (`init`) says who it is; it pre-imports the stdlib modules the plugins name and compiles their
 entry modules (no plugin code runs here, not even at import: that happens in the confined
 child), opens what the child will need, gives up what it may (the worker's uid, an empty network
-namespace), probes the host and answers `ready`. Then, per `run`: a private work dir, a fork;
-the child confines itself, runs the plugin and writes tagged lines on fd 3 (`child.py`); the
-worker watches the child, its pipes, the wall clock and its stdin (`cancel`) in one poll, kills
-the process group at a limit, reaps it with its rusage, kills what the run left (it is the
-subreaper of every process the run started, so a double-forked daemon comes back to it),
-removes the work dir and answers `done` (`endings.py`), or `fault` (`SandboxUnavailable`).
+namespace), probes the host and answers `ready`. Then, per `run`: a child with a private work
+dir, forked and confined (`child.py`); the worker sends it the input, and the child runs the
+plugin and writes tagged lines on fd 3; the worker watches the child, its pipes, the wall clock
+(from the input on) and its stdin (`cancel`) in one poll, kills the process group at a limit,
+reaps it with its rusage, kills what the run left (it is the subreaper of every process the run
+started, so a double-forked daemon comes back to it), removes the work dir and answers `done`
+(`endings.py`), or `fault` (`SandboxUnavailable`).
+
+A warm worker then forks the next run's child at once, confined for the plugin and limits of
+the run just done, and leaves it waiting for its input: the fork and the confinement are paid
+between runs, not in the next run's time. A run of another plugin or other limits drops that
+spare (it never ran plugin code) and forks its own.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from services.plugin_executor.adapters.child import Entry, remove_tree, run_in_child
+from services.plugin_executor.adapters.child import Child, Entry, remove_tree
 from services.plugin_executor.adapters.confinement import (
     Confinement,
     enter_network_namespace,
@@ -114,6 +120,8 @@ class Worker:
         self.confinement = Confinement(applied)
         self.runs = 0
         self.stopping = False
+        self.spares: bool = init["spares"]  # warm: keep a child ready for the next run
+        self.spare: Child | None = None
         self.children = f"/proc/{os.getpid()}/task/{os.getpid()}/children"  # one thread
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
@@ -128,47 +136,50 @@ class Worker:
 
     def serve(self) -> None:
         gc.freeze()  # what every child shares stays shared
-        while not self.stopping:
-            message = read_frame(self.pool_in)
-            if message is None:
-                return
-            if message["op"] == "run":
-                write_frame(self.pool_out, self.execute(message))
+        try:
+            while not self.stopping:
+                message = read_frame(self.pool_in)
+                if message is None:
+                    return
+                if message["op"] == "run":
+                    write_frame(self.pool_out, self.execute(message))
+                    if self.spares and not self.stopping:
+                        with contextlib.suppress(OSError):  # the next run forks its own
+                            self.spare = self.fork(message["plugin"], message["limits"])
+                            self.report({"op": "spare", "pid": self.spare.pid})
+        finally:
+            if self.spare is not None:
+                self.spare.drop()
 
-    def execute(self, message: dict[str, Any]) -> dict[str, Any]:
-        entry = self.entry(message["plugin"])
+    def fork(self, spec: dict[str, str], limits: dict[str, Any]) -> Child:
         self.runs += 1
         run_dir = os.path.join(self.work_dir, f"run-{os.getpid()}-{self.runs}")
-        pipes: list[int] = []
-        pid = 0
+        entry = self.entry(spec)
+        return Child.fork(self.confinement, entry, spec["key"], limits, run_dir, self.job_uid)
+
+    def execute(self, message: dict[str, Any]) -> dict[str, Any]:
+        spec, limits = message["plugin"], message["limits"]
+        child, self.spare = self.spare, None
+        if child is not None and (child.plugin != spec["key"] or child.limits != limits):
+            child.drop()
+            child = None
         try:
-            os.mkdir(run_dir, 0o700)
-            if self.job_uid is not None:
-                os.chown(run_dir, self.job_uid, self.job_uid)
-            pipes += os.pipe()
-            pipes += os.pipe()
-            result_r, result_w, output_r, output_w = pipes
+            if child is None:
+                child = self.fork(spec, limits)
             started = time.monotonic()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child
-                try:
-                    run_in_child(self.confinement, entry, message, run_dir, output_w, result_w)
-                finally:
-                    os._exit(70)  # never back into the worker's loop
-            for fd in (result_w, output_w):
-                os.close(fd)
-                pipes.remove(fd)
-            return self.supervise(pid, started, message["limits"], result_r, output_r, run_dir)
+            child.send(orjson.dumps(message["payload"]))
+            lines, output = child.lines.fileno(), child.output
+            return self.supervise(child.pid, started, limits, lines, output, child.run_dir)
         except OSError as exc:
-            if pid:
-                _kill(pid)
-                os.waitpid(pid, 0)
-                self.sweep(pid)
+            if child is not None:
+                _kill(child.pid)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(child.pid, 0)
+                self.sweep(child.pid)
             return {"op": "fault", "detail": f"the sandbox could not run a plugin: {exc}"}
         finally:
-            for fd in pipes:
-                os.close(fd)
-            remove_tree(run_dir)
+            if child is not None:
+                child.close()
 
     def supervise(
         self,

@@ -77,6 +77,7 @@ class WorkerHandle:
         self.pid = process.pid
         self.features = Features(frozenset(), {})
         self.done: asyncio.Future[dict[str, Any]] | None = None  # the current run's answer
+        self.spare: int | None = None  # the pid of the child it keeps ready for its next run
         self.dead = False
         self._progress: Callable[[Progress], None] | None = None
         self._on_lost = on_lost
@@ -159,6 +160,8 @@ class WorkerHandle:
                 op = frame["op"]
                 if op == "progress":
                     self._report(Progress(frame["progress"], frame["message"]))
+                elif op == "spare":
+                    self.spare = frame["pid"]
                 elif op in ("ready", "failed"):
                     if not self._ready.done():
                         self._ready.set_result(frame)

@@ -32,6 +32,7 @@ def a_set(payload):
 
 def leave_traces(payload):
     name = payload["name"]
+    found = {"work": os.listdir("."), "global": list(TOUCHED)}
     with open(name, "w") as file:
         file.write("left behind")
     written = {}
@@ -44,7 +45,7 @@ def leave_traces(payload):
             written[folder] = False
     TOUCHED.append(name)
     json.LEFT_BEHIND = name
-    return {"written": written}
+    return {"written": written, "found": found}
 
 
 def find_traces(payload):
