@@ -10,11 +10,15 @@ In one run, for the trivial plugin `bench/plugins/noop` (it answers `{"n": …}`
   (`--pool-size`); `wrk --latency` posting `{"n": 1}` to `POST /v1/plugins/noop/run` with 1 and
   16 connections. Only one service runs at a time: the rounds start and stop them in turn.
 - `jobs warm`, `jobs cold`: the same service, sent jobs through RabbitMQ: a CloudEvent (binary
-  mode, id = job id, data `{"input": {"n": 1}}`) on exchange `outrigger.jobs`, routing key
-  `run.noop`, with `reply_to` (this script's exclusive, auto-deleted reply queue) and
-  `correlation_id`; a job's time runs from the publish to its reply. 1 and 16 callers, each
-  sending its next job once its reply came. A service without a jobs consumer (no exchange, no
-  queue bound, no reply within `--jobs-timeout`) is reported as "jobs: not available".
+  mode, id = job id, data `{"input": {"n": 1}}`, persistent, confirmed) on the jobs exchange,
+  routing key `run.noop`, with `reply_to` (this script's exclusive, auto-deleted reply queue)
+  and `correlation_id`; a job's time runs from the publish to its reply (`reason: ok`). 1 and
+  16 callers, each sending its next job once its reply came. The service's jobs exchange,
+  queue and notifications exchange are throwaway ones of this run (`outrigger.jobs` as
+  `bench.jobs.<run>`, …; `OUTRIGGER_PLUGINS_JOBS_EXCHANGE` and its kin), so no other consumer
+  of the shared broker takes or sees them; they are deleted at the end. A service without a
+  jobs consumer (no exchange, no queue bound, no reply within `--jobs-timeout`) is reported
+  as "jobs: not available".
 - `subprocess`: the peer baseline, one new `python3 -I -S` per job (the interpreter the workers
   use) that imports the plugin's module, calls the same function on the input read from its
   stdin and writes the result; 1 and 16 at once, from an asyncio loop in a lean process of its
@@ -79,8 +83,8 @@ PYTHON = sys.executable
 PLUGINS = ROOT / "bench" / "plugins"
 PLUGIN = "noop"
 CLIENTS = (1, 16)
-JOBS_EXCHANGE = "outrigger.jobs"
-JOB_EXPIRY_MS = "60000"
+JOB_TYPE = "dev.outrigger.plugins.job.run"
+JOB_EXPIRY_SECONDS = 60
 WARM_UP_SECONDS = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Runs' uids: away from the default (64000) and the test suite's (61000-61999 for one process).
@@ -139,6 +143,9 @@ def serve(
         "OUTRIGGER_PLUGINS_POOL_SIZE": str(args.pool_size),
         "OUTRIGGER_PLUGINS_WORK_DIR": str(workdir / f"work-{mode}"),
         "OUTRIGGER_PLUGINS_JOB_UID_BASE": str(UID_BASE[mode if checkout == ROOT else "baseline"]),
+        "OUTRIGGER_PLUGINS_JOBS_EXCHANGE": args.jobs.exchange,
+        "OUTRIGGER_PLUGINS_JOBS_QUEUE": args.jobs.queue,
+        "OUTRIGGER_PLUGINS_NOTIFICATIONS_EXCHANGE": args.jobs.notifications,
     }
     outrigger = str(Path(PYTHON).parent / "outrigger")
     with process([outrigger, "serve", "plugin-executor"], env, log, cwd=checkout) as child:
@@ -208,19 +215,52 @@ def http_cell(service: Service, token: str, clients: int, duration: int, script:
 # --- jobs through RabbitMQ -----------------------------------------------------------------------
 
 
-class JobsClient:
-    """Sends jobs on `outrigger.jobs` and matches their replies by correlation id."""
+@dataclass(frozen=True)
+class JobsTopology:
+    """The throwaway names the service's jobs use in this run."""
 
-    def __init__(self, connection: aio_pika.abc.AbstractConnection) -> None:
+    exchange: str
+    queue: str
+    notifications: str
+
+    @classmethod
+    def new(cls) -> JobsTopology:
+        run = secrets.token_hex(4)
+        return cls(f"bench.jobs.{run}", f"bench.plugin-jobs.{run}", f"bench.notifications.{run}")
+
+    async def delete(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        """Whatever of it the services declared (the kit's delay queues included)."""
+        queues = [self.queue, f"{self.queue}.dlq"]
+        queues += [f"{self.queue}.retry.{n}" for n in range(1, 11)]
+        for kind, name in [("queue", q) for q in queues] + [
+            ("exchange", self.exchange),
+            ("exchange", self.notifications),
+        ]:
+            channel = await connection.channel()
+            try:
+                if kind == "queue":
+                    await channel.queue_delete(name)
+                else:
+                    await channel.exchange_delete(name)
+            except aio_pika.exceptions.ChannelClosed:
+                continue  # never declared
+            await channel.close()
+
+
+class JobsClient:
+    """Sends jobs on the jobs exchange and matches their replies by correlation id."""
+
+    def __init__(self, connection: aio_pika.abc.AbstractConnection, exchange: str) -> None:
         self.connection = connection
+        self.exchange_name = exchange
         self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.reply_queue = ""
         self.channel: aio_pika.abc.AbstractChannel | None = None
         self.exchange: aio_pika.abc.AbstractExchange | None = None
 
     @classmethod
-    async def open(cls, url: str) -> JobsClient:
-        client = cls(await aio_pika.connect(url))
+    async def open(cls, url: str, exchange: str) -> JobsClient:
+        client = cls(await aio_pika.connect(url), exchange)
         channel = await client.connection.channel(on_return_raises=True)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.consume(client._reply, no_ack=True)
@@ -232,18 +272,18 @@ class JobsClient:
         """None when a job comes back; else why jobs are not available."""
         probe = await self.connection.channel()
         try:
-            await probe.declare_exchange(JOBS_EXCHANGE, passive=True)
+            await probe.declare_exchange(self.exchange_name, passive=True)
         except aio_pika.exceptions.ChannelClosed:
-            return f"no exchange {JOBS_EXCHANGE} (the service has no jobs consumer)"
+            return f"no exchange {self.exchange_name} (the service has no jobs consumer)"
         finally:
             with contextlib.suppress(Exception):
                 await probe.close()
         assert self.channel is not None
-        self.exchange = await self.channel.get_exchange(JOBS_EXCHANGE, ensure=False)
+        self.exchange = await self.channel.get_exchange(self.exchange_name, ensure=False)
         try:
             reply = await asyncio.wait_for(self.send(), within)
         except aio_pika.exceptions.DeliveryError:
-            return f"no queue bound to {JOBS_EXCHANGE} for run.{PLUGIN}"
+            return f"no queue bound to {self.exchange_name} for run.{PLUGIN}"
         except TimeoutError:
             return f"no reply within {within:g} s"
         if reply.get("reason") != "ok":
@@ -255,7 +295,7 @@ class JobsClient:
         assert self.exchange is not None
         job_id = str(uuid.uuid4())
         event = CloudEvent(
-            id=job_id, source="bench/plugins", type="run", data={"input": INPUT}, subject=PLUGIN
+            id=job_id, source="bench/plugins", type=JOB_TYPE, data={"input": INPUT}, subject=PLUGIN
         )
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[job_id] = done
@@ -267,7 +307,7 @@ class JobsClient:
             reply_to=self.reply_queue,
             headers=encode_headers(event, None),
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            expiration=JOB_EXPIRY_MS,
+            expiration=JOB_EXPIRY_SECONDS,
         )
         try:
             await self.exchange.publish(message, routing_key=f"run.{PLUGIN}", mandatory=True)
@@ -359,7 +399,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Results:
         + ", ".join(sorted(pools["all"].features().active))
         + f"; none = {', '.join(sorted(pools['none'].features().active)) or '(none)'}"
     )
-    client = await JobsClient.open(args.amqp_url)
+    client = await JobsClient.open(args.amqp_url, args.jobs.exchange)
     try:
         for round_ in range(1, args.rounds + 1):
             print(f"round {round_} (load average {os.getloadavg()[0]:.2f})", flush=True)
@@ -379,6 +419,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Results:
                     label = "all layers" if name == "all" else "no layers"
                     results.add(f"pool, {label} c{clients}", Cell(figures))
     finally:
+        await args.jobs.delete(client.connection)
         await client.close()
         for pool in pools.values():
             await pool.close()
@@ -530,6 +571,7 @@ def main() -> None:
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs")
     args = parser.parse_args()
     args.jwt_secret = secrets.token_urlsafe(32)
+    args.jobs = JobsTopology.new()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     workdir = Path(tempfile.mkdtemp(prefix="plugins-bench-"))
