@@ -27,13 +27,18 @@ In one run, for the trivial plugin `bench/plugins/noop` (it answers `{"n": …}`
   every layer the host offers and with every layer disabled (the fork, the pipes, the work
   directory and the sweep stay): the overhead of the layers per run is the difference of the
   p50s at 1 caller. At 16 callers the pool alone is the ceiling for the HTTP figures.
+- with `--baseline DIR`, `http warm@DIR`: the warm service of another copy of the repository
+  (say `git archive <commit> | tar -x -C /tmp/plugins-<commit>`), served the same way: before
+  and after, in one run.
 
 `server CPU` is the service's CPU time (its process, its workers, the runs they reaped) over the
 cell, per run. Each figure is the median of the rounds; `worst p99` is the highest p99 of any
 round; ratios are taken round by round and their median printed. Targets (issue 13): warm over
 HTTP >= 300 runs/s; >= 10x the subprocess baseline at the same concurrency (runs/s); the
 layers' overhead <= 5 ms per run. Every cell is bounded in time (`--duration`, plus
-`--jobs-timeout` for the replies still awaited), only 127.0.0.1 is loaded. The script stops
+`--jobs-timeout` for the replies still awaited) and the closed-loop ones in count (100,000
+calls); only 127.0.0.1 is loaded. The code measured is this checkout's, whatever the
+virtualenv's editable install points at. The script stops
 what it started (by PID) and removes its folders; the jobs it sends expire after a minute.
 
     .venv/bin/python bench/plugins.py                           # 3 rounds x 5 s per cell
@@ -496,8 +501,8 @@ def report(results: Results, args: argparse.Namespace) -> None:
     cells = results.cells
     print(
         f"\nmedians of {args.rounds} round(s) x {args.duration} s per cell; pool size "
-        f"{args.pool_size} (the cores: {os.cpu_count()}); load average at the end "
-        f"{os.getloadavg()[0]:.2f}"
+        f"{args.pool_size} (the cores: {os.cpu_count()}); ended "
+        f"{time.strftime('%H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}"
     )
     print("| cell | runs/s | p50 ms | p99 ms | worst p99 ms | errors | server CPU ms/run |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -576,7 +581,10 @@ def main() -> None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     workdir = Path(tempfile.mkdtemp(prefix="plugins-bench-"))
     workdir.chmod(0o711)  # runs under uids of their own reach their work folders below
-    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average at the start: "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
     try:
         results = asyncio.run(run(args, workdir))
     finally:
