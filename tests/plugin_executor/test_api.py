@@ -229,7 +229,7 @@ async def test_a_result_that_breaks_the_output_schema_ends_invalid_output(
 
 
 async def test_large_documents_are_checked_as_small_ones_are(settings: PluginSettings) -> None:
-    """Past `INLINE_VALUES` values the schemas are checked in a thread: same answers."""
+    """Past `INLINE_VALUES` values a result is checked in a thread: same answers."""
     records: list[Any] = [{"id": n} for n in range(100)]
     records[70] = 5
     async with served(settings) as service:
