@@ -55,6 +55,13 @@ class PluginSettings(Settings):
     plugins_job_uid_base: int = Field(
         64000, ge=1000, le=2**31 - 1024, description="as root: worker i runs jobs as uid base+i"
     )
+    plugins_disk_mib: int = Field(
+        256,
+        ge=1,
+        le=1 << 20,
+        description="what a run's work directory may hold (checked every 0.1 s; beyond, or "
+        "beyond 10,000 files and folders, the run ends output_limit); one file at most 64 MiB",
+    )
     plugins_queue_size: int = Field(
         64, ge=0, le=100_000, description="runs waiting for a worker at most (503 beyond)"
     )

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from services.plugin_executor.domain.models import Outcome
 
 SECRET = unique("secret-")
+DISK_MIB = 96  # above the file-size limit (64 MiB): a huge file meets that one first
 
 
 @pytest.fixture(params=LEVELS, ids=lambda level: level.name)
@@ -53,7 +54,7 @@ async def pool(level: Level, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[W
     monkeypatch.setenv("OUTRIGGER_PLUGINS_TEST_SECRET", SECRET)  # the service's environment
     with work_root() as root:
         options = level.options(uid_base())
-        async with started(root, plugins_of("abuse"), size=1, **options) as pool:
+        async with started(root, plugins_of("abuse"), size=1, disk_mib=DISK_MIB, **options) as pool:
             yield pool
 
 
@@ -121,6 +122,18 @@ async def test_a_huge_file_stops_at_the_file_size_limit(pool: WorkerPool) -> Non
     assert outcome.reason is Reason.OUTPUT_LIMIT
     assert outcome.detail is not None
     assert "file-size limit" in outcome.detail
+
+
+async def test_files_below_the_size_limit_stop_at_the_work_dir_budget(pool: WorkerPool) -> None:
+    outcome = await abuse(pool, "many_files", wall_seconds=60)
+    assert outcome.reason is Reason.OUTPUT_LIMIT
+    assert outcome.detail == f"the work directory went past {DISK_MIB} MiB"
+
+
+async def test_a_million_empty_files_stop_at_the_work_dir_entries(pool: WorkerPool) -> None:
+    outcome = await abuse(pool, "inode_bomb", wall_seconds=60)
+    assert outcome.reason is Reason.OUTPUT_LIMIT
+    assert outcome.detail == "the work directory went past 10000 files and folders"
 
 
 async def test_tmp_and_dev_shm_cannot_be_filled_and_the_next_run_sees_nothing(

@@ -32,6 +32,8 @@ class SandboxSettings(Protocol):
     def plugins_job_uid_base(self) -> int: ...
     @property
     def plugins_queue_size(self) -> int: ...
+    @property
+    def plugins_disk_mib(self) -> int: ...
 
 
 def build_sandbox(settings: SandboxSettings) -> Sandbox:
@@ -47,4 +49,5 @@ def build_sandbox(settings: SandboxSettings) -> Sandbox:
         required=settings.plugins_required_features,
         uid_base=settings.plugins_job_uid_base,
         queue_size=settings.plugins_queue_size,
+        disk_mib=settings.plugins_disk_mib,
     )

@@ -50,12 +50,14 @@ class WorkerPool:
         required: Collection[Feature] = frozenset(),
         uid_base: int = 64000,
         queue_size: int = 64,
+        disk_mib: int = 256,
         worker_uid: int | None = None,
         disabled: Collection[Feature] = frozenset(),
         grace_seconds: float | None = None,
     ) -> None:
         self.work_dir = Path(os.path.realpath(work_dir))
         self.size, self.mode, self.queue_size = size, mode, queue_size
+        self.disk_mib = disk_mib
         self.required = frozenset(required)
         self.uid_base, self.worker_uid = uid_base, worker_uid
         self.disabled = frozenset(disabled)
@@ -281,6 +283,7 @@ class WorkerPool:
         init = {
             "op": "init",
             "work_dir": str(self.work_dir / str(index)),
+            "disk_bytes": self.disk_mib << 20,
             "job_uid": self.uid_base + index,
             "worker_uid": self.worker_uid,
             "disabled": sorted(self.disabled),

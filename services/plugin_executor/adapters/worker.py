@@ -47,6 +47,8 @@ from services.plugin_executor.domain.models import Feature, Features, Reason
 PR_SET_CHILD_SUBREAPER = 36
 HEADER = struct.Struct(">I")
 SHARED = ("/tmp", "/var/tmp", "/dev/shm")
+DISK_CHECK_SECONDS = 0.1  # how often a run's work dir is measured (a trivial run never is)
+MAX_ENTRIES = 10_000  # files and folders a run may leave in its work dir at once
 
 
 def read_frame(fd: int) -> dict[str, Any] | None:
@@ -79,6 +81,7 @@ class Worker:
     def __init__(self, init: dict[str, Any], pool_in: int, pool_out: int) -> None:
         self.pool_in, self.pool_out = pool_in, pool_out
         self.work_dir: str = init["work_dir"]
+        self.disk_budget: int = init["disk_bytes"]
         self.entries: dict[str, Entry] = {}
         for spec in init["plugins"]:
             self.entry(spec)
@@ -198,13 +201,22 @@ class Worker:
         budget = limits["output_kib"] << 10
         lines = Lines(self.report)
         killed: Reason | None = None
+        filled: str | None = None  # how the run overfilled its work dir
         exited = False
+        measure_at = started + DISK_CHECK_SECONDS
         while not exited and killed is None:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 killed = Reason.TIMEOUT
                 break
-            for fd, _ in poller.poll(max(1, int(remaining * 1000 + 1))):
+            if now >= measure_at:
+                measure_at = now + DISK_CHECK_SECONDS
+                if filled := self.overfilled(run_dir):
+                    killed = Reason.OUTPUT_LIMIT
+                    break
+            wait = min(remaining, measure_at - now)
+            for fd, _ in poller.poll(max(1, int(wait * 1000 + 1))):
                 if fd == pidfd:
                     exited = True
                 elif fd == self.pool_in:
@@ -232,8 +244,37 @@ class Worker:
         cpu = usage.ru_utime + usage.ru_stime + left_cpu
         rss = max(usage.ru_maxrss, left_rss)
         outcome = ending(lines, killed, status, cpu, rss, limits, budget)
-        outcome["detail"] = self.scrub(outcome["detail"], run_dir)
+        outcome["detail"] = filled or self.scrub(outcome["detail"], run_dir)
         return {"op": "done", **outcome, "cpu_s": cpu, "max_rss_kib": rss, "wall_s": wall}
+
+    def overfilled(self, run_dir: str) -> str | None:
+        """Why the run's work dir holds too much (more than the disk budget, or more than
+        `MAX_ENTRIES` files and folders), or None. Sizes are what the disk holds (a sparse file
+        counts what it uses); symlinks are not followed; a folder the run made unreadable is
+        opened up (the worker owns it, or is root)."""
+        used, entries, folders = 0, 0, [run_dir]
+        while folders:
+            folder = folders.pop()
+            try:
+                listing = list(os.scandir(folder))
+            except PermissionError:
+                os.chmod(folder, 0o700)
+                listing = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in listing:
+                entries += 1
+                try:
+                    used += entry.stat(follow_symlinks=False).st_blocks * 512
+                except FileNotFoundError:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+            if used > self.disk_budget:
+                return f"the work directory went past {self.disk_budget >> 20} MiB"
+            if entries > MAX_ENTRIES:
+                return f"the work directory went past {MAX_ENTRIES} files and folders"
+        return None
 
     def sweep(self, pgid: int) -> tuple[float, int]:
         """Kills and reaps every process the run left (its group, then whatever came back to

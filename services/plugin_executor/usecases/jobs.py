@@ -179,11 +179,17 @@ class JobService:
             data=document,
             subject=job.plugin,
         )
-        await self.bus.publish(self.exchange, f"result.{job.plugin}.{outcome.reason}", result)
         notice = CloudEvent(
             id=derived(job.id, "notice"), source=self.bus.source, type="result", data=document
         )
-        await self.bus.publish(self.notifications, channel(job.id), notice)
+        # both confirmations awaited together: one round trip, not two
+        sent = await asyncio.gather(
+            self.bus.publish(self.exchange, f"result.{job.plugin}.{outcome.reason}", result),
+            self.bus.publish(self.notifications, channel(job.id), notice),
+            return_exceptions=True,
+        )
+        for failed in (each for each in sent if isinstance(each, BaseException)):
+            raise failed
 
     def result_event(self, job: Job) -> CloudEvent:
         """The reply a requester (`reply_to`) gets: the finished job."""

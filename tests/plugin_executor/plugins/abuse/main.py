@@ -45,6 +45,21 @@ def huge_file(payload):
     return {}
 
 
+def many_files(payload):
+    chunk = b"\1" * (1 << 20)
+    for n in range(64):  # 2 GiB in files of 32 MiB, each below the file-size limit
+        with open(f"part-{n}", "wb") as file:
+            for _ in range(32):
+                file.write(chunk)
+    return {}
+
+
+def inode_bomb(payload):
+    for n in range(1_000_000):
+        open(f"empty-{n}", "wb").close()
+    return {}
+
+
 def fill_tmp(payload):
     chunk = b"\0" * (1 << 20)
     filled = {}
