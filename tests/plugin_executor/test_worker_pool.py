@@ -77,6 +77,7 @@ class Settings:
     plugins_required_features: frozenset[Feature] = frozenset({Feature.SECCOMP})
     plugins_job_uid_base: int = 62000
     plugins_queue_size: int = 5
+    plugins_disk_mib: int = 48
 
 
 def test_build_sandbox_makes_the_pool_the_settings_describe(tmp_path: Path) -> None:
@@ -84,5 +85,6 @@ def test_build_sandbox_makes_the_pool_the_settings_describe(tmp_path: Path) -> N
     assert isinstance(pool, WorkerPool)
     assert (pool.work_dir, pool.size, pool.mode) == (tmp_path / "work", 3, "cold")
     assert (pool.required, pool.uid_base, pool.queue_size) == ({Feature.SECCOMP}, 62000, 5)
+    assert pool.disk_mib == 48
     with pytest.raises(ValueError, match="plugins_mode is warm or cold, not 'hot'"):
         build_sandbox(Settings(tmp_path, plugins_mode="hot"))
