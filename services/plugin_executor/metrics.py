@@ -30,19 +30,19 @@ RUNS: Final = Counter(
 RUN_WALL_SECONDS: Final = Histogram(
     "outrigger_plugins_run_wall_seconds",
     "Wall-clock time of a run in the sandbox, from the fork to the result.",
-    ["plugin"],
+    ["plugin", "version"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 RUN_CPU_SECONDS: Final = Histogram(
     "outrigger_plugins_run_cpu_seconds",
     "CPU time (user and system) a run used.",
-    ["plugin"],
+    ["plugin", "version"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 RUN_MAX_RSS_BYTES: Final = Histogram(
     "outrigger_plugins_run_max_rss_bytes",
     "Peak resident memory of a run's process.",
-    ["plugin"],
+    ["plugin", "version"],
     buckets=tuple(float(mib * 1024 * 1024) for mib in (16, 32, 64, 128, 256, 512, 1024, 2048)),
 )
 QUEUE_DEPTH: Final = Gauge(

@@ -114,8 +114,8 @@ async def test_a_run_answers_the_result_with_its_usage_and_is_audited_and_counte
 ) -> None:
     labels = {"plugin": "text-stats", "version": "1.0.0", "reason": "ok"}
     runs = sample("outrigger_plugins_runs_total", **labels)
-    walls = sample("outrigger_plugins_run_wall_seconds_count", plugin="text-stats")
-    rss = sample("outrigger_plugins_run_max_rss_bytes_count", plugin="text-stats")
+    walls = sample("outrigger_plugins_run_wall_seconds_count", plugin="text-stats", version="1.0.0")
+    rss = sample("outrigger_plugins_run_max_rss_bytes_count", plugin="text-stats", version="1.0.0")
     async with served(settings) as service:
         answer = await service.http.post(
             "/v1/plugins/text-stats/run",
@@ -153,8 +153,14 @@ async def test_a_run_answers_the_result_with_its_usage_and_is_audited_and_counte
     assert audited["data"]["digest"] == body["digest"]
     assert audited["data"]["usage"] == body["usage"]
     assert sample("outrigger_plugins_runs_total", **labels) == runs + 1
-    assert sample("outrigger_plugins_run_wall_seconds_count", plugin="text-stats") == walls + 1
-    assert sample("outrigger_plugins_run_max_rss_bytes_count", plugin="text-stats") == rss + 1
+    assert (
+        sample("outrigger_plugins_run_wall_seconds_count", plugin="text-stats", version="1.0.0")
+        == walls + 1
+    )
+    assert (
+        sample("outrigger_plugins_run_max_rss_bytes_count", plugin="text-stats", version="1.0.0")
+        == rss + 1
+    )
 
 
 async def test_a_plugin_that_yields_progress_answers_its_returned_result(

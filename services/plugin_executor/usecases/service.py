@@ -259,6 +259,6 @@ def _count(plugin: Plugin, reason: Reason, outcome: Outcome | None = None) -> No
     RUNS.labels(label, version, reason.value).inc()
     if outcome is not None:
         usage = outcome.usage
-        RUN_WALL_SECONDS.labels(label).observe(usage.wall_s)
-        RUN_CPU_SECONDS.labels(label).observe(usage.cpu_s)
-        RUN_MAX_RSS_BYTES.labels(label).observe(usage.max_rss_kib * 1024)
+        RUN_WALL_SECONDS.labels(label, version).observe(usage.wall_s)
+        RUN_CPU_SECONDS.labels(label, version).observe(usage.cpu_s)
+        RUN_MAX_RSS_BYTES.labels(label, version).observe(usage.max_rss_kib * 1024)
