@@ -108,6 +108,10 @@ def build_app(settings: PluginSettings | None = None, *, sandbox: Sandbox | None
             await stack.enter_async_context(
                 dependency(app, "bus", check=bus.check, start=start_bus, required=False)
             )
+            # without the cache service jobs still run and publish; GET /v1/jobs answers 503
+            await stack.enter_async_context(
+                dependency(app, "job-state", check=store.check, required=False)
+            )
             app.state.plugins = service
             app.state.jobs = jobs
             yield

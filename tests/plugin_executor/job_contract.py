@@ -83,6 +83,9 @@ class JobStoreContract(ContractSuite["JobStore"]):
         await asyncio.sleep(0.6)
         assert await store.get(job.id) is None
 
+    async def test_a_reachable_store_passes_its_check(self, adapter: JobStore) -> None:
+        await adapter.check()
+
     async def test_close_is_idempotent(self, new_adapter: Callable[..., Awaitable[Any]]) -> None:
         store = await new_adapter()
         await store.close()

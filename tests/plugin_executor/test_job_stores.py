@@ -94,9 +94,12 @@ async def test_a_stopped_cache_is_unavailable_never_a_miss(redis_url: str) -> No
     store = CacheJobStore(url, cache_token(), ttl_seconds=60, timeout=1.0)
     try:
         await store.create(job)
+        await store.check()
         await stack.aclose()  # the cache service stops
         with pytest.raises(JobStateUnavailable, match="cannot read"):
             await store.get(job.id)
+        with pytest.raises(JobStateUnavailable, match="cannot read"):
+            await store.check()
         with pytest.raises(JobStateUnavailable, match="cannot write"):
             await store.update(job.running(None))
     finally:

@@ -304,7 +304,11 @@ async def test_while_the_cache_is_down_jobs_run_and_publish_and_get_is_503(
         backends(amqp_url, cache_url) as found,
         executor(found.settings(plugin_dir)) as service,
     ):
+        assert (await service.http.get("/readyz")).json()["status"] == "ready"
         await stack.aclose()  # the cache service stops
+        readiness = (await service.http.get("/readyz")).json()
+        assert (readiness["status"], readiness["checks"]["sandbox"]) == ("degraded", "ok")
+        assert readiness["checks"]["job-state"] != "ok"
         answer = await service.http.post(
             "/v1/jobs", json={"plugin": "text-stats", "input": {"text": "still"}}
         )

@@ -119,6 +119,10 @@ class CacheJobStore:
         except OutriggerError as exc:
             raise self._unavailable("remove", exc) from exc
 
+    async def check(self) -> None:
+        """A read of a key no job has: a miss is an answer."""
+        await self.get("readiness-check")
+
     async def close(self) -> None:
         clients, self._retired = self._retired, []
         if self._client is not None:

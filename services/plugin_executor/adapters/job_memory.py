@@ -34,6 +34,9 @@ class MemoryJobStore:
     async def discard(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
 
+    async def check(self) -> None:
+        return None
+
     async def close(self) -> None:
         self._jobs.clear()
 

@@ -92,6 +92,10 @@ class JobStore(Protocol):
         """Removes the job of that id, if kept (a job whose message could not be sent)."""
         ...
 
+    async def check(self) -> None:
+        """Returns if the store answers now; raises `JobStateUnavailable` saying why not."""
+        ...
+
     async def close(self) -> None:
         """Releases the store's connections. Idempotent."""
         ...
