@@ -205,6 +205,44 @@ async def test_a_unix_socket_anyone_may_connect_to_is_refused(
             listener.accept()
 
 
+async def test_a_datagram_socket_pair_reaches_no_path_socket(
+    pool: WorkerPool, shared_folder: Path
+) -> None:
+    path = shared_folder / "log.sock"  # as /dev/log: any uid may send to it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        path.chmod(0o777)
+        listener.setblocking(False)
+        outcome = await abuse(pool, "dgram_pair", {"path": str(path)})
+        assert outcome.reason is Reason.SANDBOX_VIOLATION
+        with pytest.raises(BlockingIOError):
+            listener.recv(64)
+
+
+async def test_an_event_loop_still_runs_on_its_stream_socket_pair(pool: WorkerPool) -> None:
+    outcome = await abuse(pool, "event_loop")
+    assert (outcome.reason, outcome.result) == (Reason.OK, {"answer": 42})
+
+
+async def test_a_run_sees_nothing_of_the_run_before_it(pool: WorkerPool) -> None:
+    marker = unique("card-4111-")
+    first = await abuse(pool, "peek", {"reversed": "", "card": marker})
+    assert first.reason is Reason.OK
+    seen = await abuse(pool, "peek", {"reversed": marker[::-1]})  # in the spare child, warm
+    assert (seen.reason, seen.result) == (Reason.OK, {"found": []})
+
+
+async def test_a_folder_hidden_from_the_worker_ends_the_run_not_the_sandbox(
+    pool: WorkerPool,
+) -> None:
+    outcome = await abuse(pool, "unsearchable")
+    if outcome.reason is not Reason.OK:  # as root the worker reads it anyway
+        assert outcome.reason is Reason.OUTPUT_LIMIT
+        assert outcome.detail == "the work directory could not be measured (Permission denied)"
+    after = await abuse(pool, "environment")
+    assert after.reason is Reason.OK
+
+
 async def test_a_daemon_that_would_outlive_the_run_is_killed(pool: WorkerPool) -> None:
     outcome = await abuse(pool, "daemon")
     assert outcome.reason is Reason.OK

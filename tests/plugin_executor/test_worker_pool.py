@@ -27,7 +27,11 @@ class TestWarm(SandboxContract):
         echo, find = plugin("contract", "echo"), plugin("contract", "find_traces")
         assert (await pool.run(echo, {}, echo.limits)).reason is Reason.OK
         spare = await kept_ready(pool)
-        status = process_status(spare)
+        for _ in range(200):  # announced once forked; it confines itself right after
+            status = process_status(spare)
+            if status["Seccomp"] == "2":
+                break
+            await asyncio.sleep(0.01)
         assert status["PPid"] == str(pool.worker_pids[0])
         assert status["Uid"].split()[0] == str(pool.uid_base)  # the run's uid already
         assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")  # confined already

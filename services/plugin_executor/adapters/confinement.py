@@ -63,10 +63,11 @@ def landlock_abi() -> int:
 def _seccomp_program() -> bytes:
     """x86-64 only (anything else is killed), x32 refused; socket() of every family (AF_UNIX
     too: a path socket any uid may enter, as PostgreSQL's, would be reachable, and Landlock
-    does not cover connect()), namespaces, ptrace and its kin, io_uring, bpf, userfaultfd, perf
-    and keyrings → EPERM; clone3 → ENOSYS (libc falls back to clone, whose namespace flags are
-    checked). socketpair() stays: a connected pair reaches no one."""
-    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    does not cover connect()), socketpair() but of connected kinds (stream, seqpacket: a
+    datagram pair can sendto() any path socket), namespaces, ptrace and its kin, io_uring, bpf,
+    userfaultfd, perf and keyrings → EPERM; clone3 → ENOSYS (libc falls back to clone, whose
+    namespace flags are checked). A stream pair reaches no one (asyncio makes one)."""
+    ld, jeq, jge, jset, ret, and_ = 0x20, 0x15, 0x35, 0x45, 0x06, 0x54
     denied = (41, 101, 310, 311, 425, 426, 427, 321, 323, 298, 272, 308, 248, 249, 250, 438)
     # (op, label to jump to when true, k), and ("label", None, 0) markers; a tiny assembler.
     code: list[tuple[int | str, str | None, int]] = [
@@ -77,6 +78,7 @@ def _seccomp_program() -> bytes:
         (ld, None, 0),  # the system call's number
         (jge, "kill", 0x40000000),  # the x32 ABI
         (jeq, "clone", 56),
+        (jeq, "socketpair", 53),
         (jeq, "enosys", 435),  # clone3
         *((jeq, "eperm", nr) for nr in denied),
         (ret, None, 0x7FFF0000),  # allow
@@ -84,12 +86,19 @@ def _seccomp_program() -> bytes:
         (ld, None, 16),  # args[0]: the flags
         (jset, "eperm", 0x7E020000),  # any CLONE_NEW*
         (ret, None, 0x7FFF0000),
+        ("socketpair", None, 0),
+        (ld, None, 24),  # args[1]: the type
+        (and_, None, 0xF),  # without SOCK_NONBLOCK and SOCK_CLOEXEC
+        (jeq, "allow", 1),  # SOCK_STREAM
+        (jeq, "allow", 5),  # SOCK_SEQPACKET; any other falls through to EPERM
         ("eperm", None, 0),
         (ret, None, 0x00050000 | 1),
         ("enosys", None, 0),
         (ret, None, 0x00050000 | 38),
         ("kill", None, 0),
         (ret, None, 0x80000000),
+        ("allow", None, 0),
+        (ret, None, 0x7FFF0000),
     ]
     labels: dict[str, int] = {}
     program: list[tuple[int, str | None, int]] = []

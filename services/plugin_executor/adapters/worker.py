@@ -26,6 +26,7 @@ import gc
 import os
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -146,9 +147,11 @@ class Worker:
                     return
                 if message["op"] == "run":
                     write_frame(self.pool_out, self.execute(message))
+                    spec, limits = message["plugin"], message["limits"]
+                    del message  # the spare's stack runs through this frame: no input in it
                     if self.spares and not self.stopping:
                         with contextlib.suppress(OSError):  # the next run forks its own
-                            self.spare = self.fork(message["plugin"], message["limits"])
+                            self.spare = self.fork(spec, limits)
                             self.report({"op": "spare", "pid": self.spare.pid})
         finally:
             if self.spare is not None:
@@ -179,7 +182,10 @@ class Worker:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(child.pid, 0)
                 self.sweep(child.pid)
-            return {"op": "fault", "detail": f"the sandbox could not run a plugin: {exc}"}
+            detail = f"the sandbox could not run a plugin: {exc}"
+            if child is not None:
+                detail = self.scrub(detail, child.run_dir) or detail
+            return {"op": "fault", "detail": detail}
         finally:
             if child is not None:
                 child.close()
@@ -194,41 +200,43 @@ class Worker:
         run_dir: str,
     ) -> dict[str, Any]:
         pidfd = os.pidfd_open(pid)
-        poller = select.poll()
-        for fd in (pidfd, result_r, output_r, self.pool_in):
-            poller.register(fd, select.POLLIN)
-        deadline = started + limits["wall_seconds"]
-        budget = limits["output_kib"] << 10
-        lines = Lines(self.report)
-        killed: Reason | None = None
-        filled: str | None = None  # how the run overfilled its work dir
-        exited = False
-        measure_at = started + DISK_CHECK_SECONDS
-        while not exited and killed is None:
-            now = time.monotonic()
-            remaining = deadline - now
-            if remaining <= 0:
-                killed = Reason.TIMEOUT
-                break
-            if now >= measure_at:
-                measure_at = now + DISK_CHECK_SECONDS
-                if filled := self.overfilled(run_dir):
-                    killed = Reason.OUTPUT_LIMIT
+        try:
+            poller = select.poll()
+            for fd in (pidfd, result_r, output_r, self.pool_in):
+                poller.register(fd, select.POLLIN)
+            deadline = started + limits["wall_seconds"]
+            budget = limits["output_kib"] << 10
+            lines = Lines(self.report)
+            killed: Reason | None = None
+            filled: str | None = None  # how the run overfilled its work dir
+            exited = False
+            measure_at = started + DISK_CHECK_SECONDS
+            while not exited and killed is None:
+                now = time.monotonic()
+                remaining = deadline - now
+                if remaining <= 0:
+                    killed = Reason.TIMEOUT
                     break
-            wait = min(remaining, measure_at - now)
-            for fd, _ in poller.poll(max(1, int(wait * 1000 + 1))):
-                if fd == pidfd:
-                    exited = True
-                elif fd == self.pool_in:
-                    killed = Reason.KILLED
-                    if (read_frame(fd) or {}).get("op") != "cancel":
-                        self.stopping = True  # the pool is gone: end the run, then stop
-                    poller.unregister(fd)
-                else:
-                    lines.read(fd, fd == result_r, poller)
-                if lines.size > budget:
-                    killed = Reason.OUTPUT_LIMIT
-        os.close(pidfd)
+                if now >= measure_at:
+                    measure_at = now + DISK_CHECK_SECONDS
+                    if filled := self.overfilled(run_dir):
+                        killed = Reason.OUTPUT_LIMIT
+                        break
+                wait = min(remaining, measure_at - now)
+                for fd, _ in poller.poll(max(1, int(wait * 1000 + 1))):
+                    if fd == pidfd:
+                        exited = True
+                    elif fd == self.pool_in:
+                        killed = Reason.KILLED
+                        if (read_frame(fd) or {}).get("op") != "cancel":
+                            self.stopping = True  # the pool is gone: end the run, then stop
+                        poller.unregister(fd)
+                    else:
+                        lines.read(fd, fd == result_r, poller)
+                    if lines.size > budget:
+                        killed = Reason.OUTPUT_LIMIT
+        finally:
+            os.close(pidfd)
         if killed is not None:
             _kill(pid)
         _, status, usage = os.wait4(pid, 0)
@@ -250,30 +258,32 @@ class Worker:
     def overfilled(self, run_dir: str) -> str | None:
         """Why the run's work dir holds too much (more than the disk budget, or more than
         `MAX_ENTRIES` files and folders), or None. Sizes are what the disk holds (a sparse file
-        counts what it uses); symlinks are not followed; a folder the run made unreadable is
-        opened up (the worker owns it, or is root)."""
+        counts what it uses); symlinks are never followed. What cannot be measured (a folder
+        the run made unreadable to the worker's uid) counts as too much: nothing of the worker
+        acts on a path the run can still change (no chmod while it runs)."""
         used, entries, folders = 0, 0, [run_dir]
-        while folders:
-            folder = folders.pop()
-            try:
-                listing = list(os.scandir(folder))
-            except PermissionError:
-                os.chmod(folder, 0o700)
-                listing = list(os.scandir(folder))
-            except FileNotFoundError:
-                continue
-            for entry in listing:
-                entries += 1
+        try:
+            while folders:
+                folder = folders.pop()
                 try:
-                    used += entry.stat(follow_symlinks=False).st_blocks * 512
+                    listing = list(os.scandir(folder))
                 except FileNotFoundError:
                     continue
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.path)
-            if used > self.disk_budget:
-                return f"the work directory went past {self.disk_budget >> 20} MiB"
-            if entries > MAX_ENTRIES:
-                return f"the work directory went past {MAX_ENTRIES} files and folders"
+                for entry in listing:
+                    entries += 1
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    used += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        folders.append(entry.path)
+                if used > self.disk_budget:
+                    return f"the work directory went past {self.disk_budget >> 20} MiB"
+                if entries > MAX_ENTRIES:
+                    return f"the work directory went past {MAX_ENTRIES} files and folders"
+        except OSError as exc:
+            return f"the work directory could not be measured ({exc.strerror})"
         return None
 
     def sweep(self, pgid: int) -> tuple[float, int]:

@@ -1,13 +1,16 @@
 """The abuse suite's plugin: each function tries one way out of the sandbox, or one way to hurt
 the host."""
 
+import asyncio
 import contextlib
 import ctypes
+import gc
 import itertools
 import os
 import re
 import signal
 import socket
+import sys
 import time
 
 
@@ -100,6 +103,45 @@ def connect_unix(payload):
         client.settimeout(1)
         client.connect(payload["path"])
         return {"connected": True}
+
+
+def dgram_pair(payload):
+    mine, _ = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    mine.sendto(b"escaped", payload["path"])
+    return {"sent": True}
+
+
+def event_loop(payload):
+    async def answer():
+        await asyncio.sleep(0)
+        return 42
+
+    return {"answer": asyncio.run(answer())}
+
+
+def peek(payload):
+    """What of another run this process can still see: frames and live objects."""
+    marker = payload["reversed"][::-1]
+    found = []
+    frame = sys._getframe().f_back
+    while frame is not None:
+        if marker in repr(frame.f_locals):
+            found.append(f"frame {frame.f_code.co_name}")
+        frame = frame.f_back
+    for thing in gc.get_objects():
+        if isinstance(thing, (dict, list, tuple)):
+            with contextlib.suppress(Exception):
+                if marker in repr(thing):
+                    found.append(type(thing).__name__)
+    return {"found": found}
+
+
+def unsearchable(payload):
+    os.mkdir("hidden")
+    open("hidden/inside", "wb").close()
+    os.chmod("hidden", 0o400)
+    time.sleep(0.5)
+    return {}
 
 
 def daemon(payload):
