@@ -126,6 +126,9 @@ PLUGIN_SANDBOX = Sandbox(
     pids=256,
     longest_run_seconds=300,
 )
+# What one run's work folder may hold: the in-memory work folder shared by every worker's run,
+# less a quarter for what a run writes in the 0.1 s before the check sees it.
+PLUGIN_DISK_MIB = PLUGIN_SANDBOX.work_mib * 3 // 4 // PLUGIN_POOL_SIZE
 
 DEPLOYED: tuple[Deployed, ...] = (
     Deployed(
@@ -199,6 +202,11 @@ DEPLOYED: tuple[Deployed, ...] = (
             ),
             Setting("OUTRIGGER_PLUGINS_WORK_DIR", PLUGIN_SANDBOX.work_dir, "runs' folders"),
             Setting("OUTRIGGER_PLUGINS_POOL_SIZE", str(PLUGIN_POOL_SIZE), "a run each"),
+            Setting(
+                "OUTRIGGER_PLUGINS_DISK_MIB",
+                str(PLUGIN_DISK_MIB),
+                "a run's share of the in-memory work folder",
+            ),
             Setting(
                 "OUTRIGGER_PLUGINS_MAX_MEMORY_MIB",
                 str(PLUGIN_MAX_MEMORY_MIB),

@@ -130,6 +130,9 @@ def test_kubernetes_runs_it_restricted_with_in_memory_folders(overlay: str) -> N
     assert request + PLUGIN_POOL_SIZE * PLUGIN_MAX_MEMORY_MIB + in_memory <= limit
     assert int(settings["OUTRIGGER_PLUGINS_MAX_MEMORY_MIB"]) == PLUGIN_MAX_MEMORY_MIB
     assert int(settings["OUTRIGGER_PLUGINS_POOL_SIZE"]) == PLUGIN_POOL_SIZE
+    # every worker's run may fill its work folder to its budget: together they fit the volume
+    disk = int(settings["OUTRIGGER_PLUGINS_DISK_MIB"])
+    assert PLUGIN_POOL_SIZE * disk <= SANDBOX.work_mib
     assert int(container["resources"]["limits"]["cpu"]) >= PLUGIN_POOL_SIZE  # a core a worker
     pdb = of_kind(rendered, "PodDisruptionBudget")["plugin-executor"]
     assert pdb["spec"]["maxUnavailable"] == 1

@@ -256,10 +256,10 @@ def run_in_child(
         os.write(3, b"f" + orjson.dumps(f"{type(exc).__name__}: {exc}") + b"\n")
         os._exit(70)
     os.write(3, b"c\n")
-    payload = _input()
-    if not payload:
-        os._exit(0)  # dropped before its run
     try:
+        payload = _input()  # under the run's limits already: a huge input is its memory_limit
+        if not payload:
+            os._exit(0)  # dropped before its run
         answer = entry.load()(orjson.loads(payload))
         if isinstance(answer, types.GeneratorType):
             generator, answer = answer, None

@@ -113,11 +113,18 @@ class JobService:
             subject=plugin,
             extensions={OWNER_EXTENSION: owner},
         )
-        try:
-            await self.bus.publish(self.exchange, f"run.{plugin}", event)
-        except MessagingError:
-            await self._best_effort("discard", self.store.discard(job.id))
-            raise
+
+        async def send() -> None:
+            try:
+                await self.bus.publish(self.exchange, f"run.{plugin}", event)
+            except MessagingError:
+                await self._best_effort("discard", self.store.discard(job.id))
+                raise
+
+        # nothing half-done: the job is sent, or (the broker did not take it) not kept either,
+        # even when the request is cancelled meanwhile (its client gone): a kept job nothing
+        # sends would answer every retry of its key with `queued`, for ever
+        await asyncio.shield(send())
         JOBS_SUBMITTED.inc()
         return job
 
@@ -135,17 +142,25 @@ class JobService:
         """Runs the job and publishes its result; answers the job, done. Raises
         `SandboxUnavailable` (no worker can take it) or `MessagingError` (its result could
         not be published): the job is to be tried again. Cancelled, it leaves no result."""
+        requested = fingerprint(request.plugin, request.payload)
         known = await self._read(request.id)
+        if known is not None and (known.owner, known.fingerprint) != (request.owner, requested):
+            # CloudEvent ids are unique per source only: another requester's job keeps its id,
+            # its state and its result; this one is answered (reply_to) and nothing else
+            detail = (
+                f"job id {request.id} was used before by another request; send the job "
+                "again with a new CloudEvent id"
+            )
+            refused = Job.queued(request.id, request.plugin, request.owner, requested)
+            return refused.done(Outcome(Reason.INVALID_INPUT, NO_USAGE, detail=detail), None)
         if known is not None and known.outcome is not None:
             await self.announce(known)
             return known
-        job = known or Job.queued(
-            request.id, request.plugin, request.owner, fingerprint(request.plugin, request.payload)
-        )
+        job = known or Job.queued(request.id, request.plugin, request.owner, requested)
         caller = Principal(job.owner)
         relay = _ProgressRelay(self, job.running(self._version(request.plugin)))
-        await self._keep(relay.job)
         try:
+            await self._keep(relay.job)
             run = await self.plugins.run(caller, request.plugin, request.payload, relay.report)
         except (NotFound, InvalidInput) as exc:
             await relay.finish()
