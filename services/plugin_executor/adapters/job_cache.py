@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -169,20 +170,14 @@ def encode(job: Job) -> bytes:
             "created_at": job.created_at,
             "updated_at": job.updated_at,
             "version": job.version,
-            "progress": None
-            if job.progress is None
-            else {"progress": job.progress.progress, "message": job.progress.message},
+            "progress": None if job.progress is None else asdict(job.progress),
             "outcome": None
             if outcome is None
             else {
                 "reason": outcome.reason.value,
                 "result": outcome.result,
                 "detail": outcome.detail,
-                "usage": {
-                    "cpu_s": outcome.usage.cpu_s,
-                    "max_rss_kib": outcome.usage.max_rss_kib,
-                    "wall_s": outcome.usage.wall_s,
-                },
+                "usage": asdict(outcome.usage),
             },
         }
     )

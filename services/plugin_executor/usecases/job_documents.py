@@ -5,6 +5,7 @@ one is sent again, so consumers that de-duplicate by id see it once)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from services.plugin_executor.domain import Reason
@@ -22,19 +23,11 @@ def job_document(job: Job) -> dict[str, Any]:
         "plugin": job.plugin,
         "version": job.version,
         "state": job.state.value,
-        "progress": None
-        if job.progress is None
-        else {"progress": job.progress.progress, "message": job.progress.message},
+        "progress": None if job.progress is None else asdict(job.progress),
         "result": outcome.result if outcome is not None and outcome.reason is Reason.OK else None,
         "reason": None if outcome is None else outcome.reason.value,
         "detail": None if outcome is None else outcome.detail,
-        "usage": None
-        if outcome is None
-        else {
-            "cpu_s": outcome.usage.cpu_s,
-            "max_rss_kib": outcome.usage.max_rss_kib,
-            "wall_s": outcome.usage.wall_s,
-        },
+        "usage": None if outcome is None else asdict(outcome.usage),
         "created_at": job.created_at.isoformat(),
         "updated_at": job.updated_at.isoformat(),
     }

@@ -17,7 +17,7 @@ the check, and a larger one in a thread, where it cannot stall other requests.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from jsonschema import Draft202012Validator
@@ -153,11 +153,7 @@ class PluginService:
             data={
                 "digest": plugin.id.digest,
                 "reason": outcome.reason.value,
-                "usage": {
-                    "cpu_s": outcome.usage.cpu_s,
-                    "max_rss_kib": outcome.usage.max_rss_kib,
-                    "wall_s": outcome.usage.wall_s,
-                },
+                "usage": asdict(outcome.usage),
             },
         )
         return Run(plugin.id, outcome)
