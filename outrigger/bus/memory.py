@@ -8,7 +8,7 @@ prefetch, retry schedule and dead-letter queue as on RabbitMQ; nothing survives 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -305,16 +305,7 @@ class MemorySubscription:
             headers = retry_headers(
                 message.headers, delivery.exchange, delivery.routing_key, delivery.attempt + 1
             )
-            copy = _Message(
-                message.body,
-                headers,
-                message.content_type,
-                message.message_id,
-                "",
-                self.queue,
-                message.reply_to,
-                message.correlation_id,
-            )
+            copy = replace(message, headers=headers, exchange="", routing_key=self.queue)
             self._broker.enqueue_later(self.queue, self._policy.delay(delivery.attempt), copy)
         else:
             self._dead_letter(
@@ -325,16 +316,5 @@ class MemorySubscription:
         self, message: _Message, exchange: str, routing_key: str, attempt: int, reason: str
     ) -> None:
         headers = dead_letter_headers(message.headers, exchange, routing_key, attempt, reason)
-        self._broker.route(
-            _Message(
-                message.body,
-                headers,
-                message.content_type,
-                message.message_id,
-                DLX,
-                self.queue,
-                message.reply_to,
-                message.correlation_id,
-            )
-        )
+        self._broker.route(replace(message, headers=headers, exchange=DLX, routing_key=self.queue))
         DEAD_LETTERED.labels(self.queue).inc()
