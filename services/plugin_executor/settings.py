@@ -62,6 +62,12 @@ class PluginSettings(Settings):
         description="what a run's work directory may hold (checked every 0.1 s; beyond, or "
         "beyond 10,000 files and folders, the run ends output_limit); one file at most 64 MiB",
     )
+    plugins_scrub_memory: bool = Field(
+        True,
+        description="warm workers overwrite the memory they free, so a run's process holds "
+        "nothing of an earlier run's input or result (another caller's); false: faster "
+        "allocation-heavy plugins, for deployments whose callers may see each other's data",
+    )
     plugins_queue_size: int = Field(
         64, ge=0, le=100_000, description="runs waiting for a worker at most (503 beyond)"
     )

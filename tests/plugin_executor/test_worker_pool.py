@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from outrigger.testing import unique
 from services.plugin_executor.adapters import build_sandbox
 from services.plugin_executor.adapters.pool import WorkerPool
 from services.plugin_executor.domain.models import Feature, Reason
@@ -42,6 +43,39 @@ class TestWarm(SandboxContract):
             outcome = await pool.run(other, {"name": "x"}, limits)
             assert outcome.reason is Reason.OK
             assert not alive(spare)  # dropped: another plugin, other limits
+
+    @pytest.mark.parametrize("scrub", [True, False], ids=["scrubbed", "not-scrubbed"])
+    async def test_the_next_run_inherits_nothing_of_an_earlier_runs_input_or_result(
+        self, new_adapter: Any, scrub: bool
+    ) -> None:
+        """A run's process is the worker's fork: its memory is the worker's. Read as root
+        through /proc, it holds the earlier run's input and result (freed, never overwritten)
+        unless the worker scrubs what it frees."""
+        pool = await new_adapter(size=1, scrub_memory=scrub)
+        echo = plugin("contract", "echo")
+        secret = unique("card-4111-") * 4  # an echo: the input, then the result
+        assert (await pool.run(echo, {"card": secret, "pad": "x" * 4096}, echo.limits)).result
+        assert (await pool.run(echo, {"n": 1}, echo.limits)).reason is Reason.OK
+        [worker] = pool.worker_pids
+        assert bool(memory_holding(worker, secret.encode())) is not scrub
+
+
+def memory_holding(pid: int, needle: bytes) -> list[str]:
+    """The writable mappings of process `pid` that hold `needle`."""
+    found = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            where, mode, *_ = line.split()
+            start, end = (int(address, 16) for address in where.split("-"))
+            if "w" not in mode or end - start > 1 << 30:
+                continue
+            try:
+                mem.seek(start)
+                if needle in mem.read(end - start):
+                    found.append(line.strip())
+            except OSError:
+                continue  # a mapping the kernel does not let /proc read
+    return found
 
 
 class TestCold(SandboxContract):
@@ -82,6 +116,7 @@ class Settings:
     plugins_job_uid_base: int = 62000
     plugins_queue_size: int = 5
     plugins_disk_mib: int = 48
+    plugins_scrub_memory: bool = False
 
 
 def test_build_sandbox_makes_the_pool_the_settings_describe(tmp_path: Path) -> None:
@@ -89,6 +124,6 @@ def test_build_sandbox_makes_the_pool_the_settings_describe(tmp_path: Path) -> N
     assert isinstance(pool, WorkerPool)
     assert (pool.work_dir, pool.size, pool.mode) == (tmp_path / "work", 3, "cold")
     assert (pool.required, pool.uid_base, pool.queue_size) == ({Feature.SECCOMP}, 62000, 5)
-    assert pool.disk_mib == 48
+    assert (pool.disk_mib, pool.scrub_memory) == (48, False)
     with pytest.raises(ValueError, match="plugins_mode is warm or cold, not 'hot'"):
         build_sandbox(Settings(tmp_path, plugins_mode="hot"))

@@ -34,6 +34,8 @@ class SandboxSettings(Protocol):
     def plugins_queue_size(self) -> int: ...
     @property
     def plugins_disk_mib(self) -> int: ...
+    @property
+    def plugins_scrub_memory(self) -> bool: ...
 
 
 def build_sandbox(settings: SandboxSettings) -> Sandbox:
@@ -50,4 +52,5 @@ def build_sandbox(settings: SandboxSettings) -> Sandbox:
         uid_base=settings.plugins_job_uid_base,
         queue_size=settings.plugins_queue_size,
         disk_mib=settings.plugins_disk_mib,
+        scrub_memory=settings.plugins_scrub_memory,
     )

@@ -51,6 +51,7 @@ class WorkerPool:
         uid_base: int = 64000,
         queue_size: int = 64,
         disk_mib: int = 256,
+        scrub_memory: bool = True,
         worker_uid: int | None = None,
         disabled: Collection[Feature] = frozenset(),
         grace_seconds: float | None = None,
@@ -58,6 +59,7 @@ class WorkerPool:
         self.work_dir = Path(os.path.realpath(work_dir))
         self.size, self.mode, self.queue_size = size, mode, queue_size
         self.disk_mib = disk_mib
+        self.scrub_memory = scrub_memory
         self.required = frozenset(required)
         self.uid_base, self.worker_uid = uid_base, worker_uid
         self.disabled = frozenset(disabled)
@@ -291,7 +293,11 @@ class WorkerPool:
             "plugins": self._plugins if plugins is None else plugins,
             "spares": self.mode == "warm",  # a cold worker runs once
         }
-        return await WorkerHandle.start(index, self._generation, init, self._lost, START_SECONDS)
+        # a cold worker runs once: its memory never held another run's data
+        scrub = self.scrub_memory and self.mode == "warm"
+        return await WorkerHandle.start(
+            index, self._generation, init, self._lost, START_SECONDS, scrub=scrub
+        )
 
     def _background(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)
