@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from outrigger.bus import Ack, connect_bus
 from outrigger.resilience import policies
 from outrigger.testing import bearer, serving, unique
-from outrigger.testing.broker import remove
+from outrigger.testing.broker import Declared
 from services.cache.app import build_app as build_cache
 from services.cache.settings import CacheSettings
 from services.plugin_executor.app import build_app as build_executor
@@ -70,31 +70,15 @@ def fresh_policies() -> None:
     policies.clear()
 
 
-@dataclass
-class BrokerNames:
-    """Exchanges and queues of one test on the shared RabbitMQ, deleted by `broker_names`."""
-
-    suffix: str = field(default_factory=lambda: unique(""))
-    exchanges: list[str] = field(default_factory=list)
-    queues: list[str] = field(default_factory=list)
-
-    def exchange(self, label: str) -> str:
-        self.exchanges.append(name := f"test.jobs.{label}.{self.suffix}")
-        return name
-
-    def queue(self, label: str) -> str:
-        self.queues.append(name := f"test.jobs.{label}.{self.suffix}")
-        return name
-
-
 @contextlib.asynccontextmanager
-async def broker_names(amqp_url: str) -> AsyncIterator[BrokerNames]:
-    names = BrokerNames()
+async def broker_names(amqp_url: str) -> AsyncIterator[Declared]:
+    """Exchanges and queues of one test on the shared RabbitMQ, deleted afterwards."""
+    names = Declared()
     try:
         yield names
     finally:
         if not amqp_url.startswith("memory://"):
-            await remove(amqp_url, names.queues, names.exchanges)
+            await names.remove(amqp_url)
 
 
 SLEEPY_MANIFEST = """
@@ -176,7 +160,7 @@ class Backends:
     bus: MessageBus  # the test's own, as a backend
     results: Inbox  # result.# of the jobs exchange
     notices: Inbox  # jobs.# of the notifications exchange
-    names: BrokerNames
+    names: Declared
 
     def settings(self, plugin_dir: Path, **overrides: Any) -> PluginSettings:
         values: dict[str, Any] = {
@@ -199,16 +183,23 @@ async def backends(amqp_url: str, cache_url: str) -> AsyncIterator[Backends]:
         bus = connect_bus(amqp_url, source="tests/backend")
         await bus.start()
         try:
-            exchange, notifications = names.exchange("jobs"), names.exchange("notify")
+            exchange, notifications = (
+                names.exchange("test.jobs.jobs."),
+                names.exchange("test.jobs.notify."),
+            )
             results, notices = Inbox(), Inbox()
-            await bus.subscribe(names.queue("results"), [(exchange, "result.#")], results)
-            await bus.subscribe(names.queue("notices"), [(notifications, "jobs.#")], notices)
+            await bus.subscribe(
+                names.queue("test.jobs.results."), [(exchange, "result.#")], results
+            )
+            await bus.subscribe(
+                names.queue("test.jobs.notices."), [(notifications, "jobs.#")], notices
+            )
             yield Backends(
                 amqp_url,
                 cache_url,
                 exchange,
                 notifications,
-                names.queue("work"),
+                names.queue("test.jobs.work."),
                 bus,
                 results,
                 notices,

@@ -233,7 +233,7 @@ async def test_a_bus_job_with_reply_to_gets_the_result_with_its_correlation_id(
     real: Backends, plugin_dir: Path
 ) -> None:
     replies = Inbox()
-    reply_queue = real.names.queue("replies")
+    reply_queue = real.names.queue("test.jobs.replies.")
     await real.bus.subscribe(reply_queue, [], replies)
     async with executor(real.settings(plugin_dir)) as service:
         sent = a_job("text-stats", {"text": "x y"}, unique("order-7."))
@@ -259,7 +259,7 @@ async def test_an_unknown_plugin_or_bad_input_from_the_bus_is_an_invalid_input_r
     real: Backends, plugin_dir: Path
 ) -> None:
     replies = Inbox()
-    reply_queue = real.names.queue("replies")
+    reply_queue = real.names.queue("test.jobs.replies.")
     await real.bus.subscribe(reply_queue, [], replies)
     async with executor(real.settings(plugin_dir)) as service:
         unknown = a_job("nope", {})
@@ -407,7 +407,7 @@ async def test_a_bus_job_sent_again_once_done_is_answered_again_not_run_again(
     real: Backends, plugin_dir: Path
 ) -> None:
     replies = Inbox()
-    reply_queue = real.names.queue("replies")
+    reply_queue = real.names.queue("test.jobs.replies.")
     await real.bus.subscribe(reply_queue, [], replies, dedupe=False)
     async with executor(real.settings(plugin_dir)) as service:
         sent = a_job("text-stats", {"text": "twice"})

@@ -223,12 +223,16 @@ class Child:
         os.close(self.output)
         remove_tree(self.run_dir)
 
-    def drop(self) -> None:
-        """A child that never got its input (so never ran plugin code): killed, reaped, closed."""
+    def end(self) -> None:
+        """Kills and reaps it (whatever it was doing)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+
+    def drop(self) -> None:
+        """A child that never got its input (so never ran plugin code): ended, closed."""
+        self.end()
         self.close()
 
 

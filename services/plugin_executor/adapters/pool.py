@@ -137,13 +137,8 @@ class WorkerPool:
         progress: Callable[[Progress], None] | None = None,
     ) -> Outcome:
         spec = self._specs.get((plugin.id, plugin.folder)) or plugin_spec(plugin)
-        bounds = {
-            "cpu_seconds": limits.cpu_seconds,
-            "memory_mib": limits.memory_mib,
-            "wall_seconds": limits.wall_seconds,
-            "output_kib": limits.output_kib,
-        }
-        body = orjson.dumps({"op": "run", "plugin": spec, "payload": payload, "limits": bounds})
+        # orjson writes the dataclass's fields itself (no dataclasses.asdict copy per run)
+        body = orjson.dumps({"op": "run", "plugin": spec, "payload": payload, "limits": limits})
         if self.mode == "cold":
             return await self._run_cold(body, spec, progress)
         while (worker := await self._acquire(self._idle)).dead:

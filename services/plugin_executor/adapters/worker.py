@@ -177,13 +177,10 @@ class Worker:
             lines, output = child.lines.fileno(), child.output
             return self.supervise(child.pid, started, limits, lines, output, child.run_dir)
         except OSError as exc:
-            if child is not None:
-                _kill(child.pid)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(child.pid, 0)
-                self.sweep(child.pid)
             detail = f"the sandbox could not run a plugin: {exc}"
             if child is not None:
+                child.end()
+                self.sweep(child.pid)
                 detail = self.scrub(detail, child.run_dir) or detail
             return {"op": "fault", "detail": detail}
         finally:

@@ -158,7 +158,8 @@ class JobService:
             return known
         job = known or Job.queued(request.id, request.plugin, request.owner, requested)
         caller = Principal(job.owner)
-        relay = _ProgressRelay(self, job.running(self._version(request.plugin)))
+        loaded = self.plugins.loaded(request.plugin)
+        relay = _ProgressRelay(self, job.running(loaded.version if loaded else None))
         try:
             await self._keep(relay.job)
             run = await self.plugins.run(caller, request.plugin, request.payload, relay.report)
@@ -226,10 +227,6 @@ class JobService:
             log.info("progress of job %s not published: %s", job.id, exc.detail)
         if keep:
             await self._keep(job)
-
-    def _version(self, plugin: str) -> str | None:
-        found = [p for p in self.plugins.plugins().plugins if p.id.name == plugin]
-        return found[0].id.version if found else None
 
     async def _kept(self, job: Job) -> Job:
         """The job kept under `job.id` (this one if it is new, or while the store is down)."""

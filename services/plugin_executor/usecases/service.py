@@ -158,6 +158,11 @@ class PluginService:
         )
         return Run(plugin.id, outcome)
 
+    def loaded(self, name: str) -> PluginId | None:
+        """The id of the plugin loaded under `name`, if one is."""
+        found = self._loaded.get(name)
+        return None if found is None else found.plugin.id
+
     def check(self, name: str, payload: Any) -> PluginId:
         """What `run` checks before it runs: the plugin is loaded (else `NotFound`) and
         `payload` fits its input schema (else `InvalidInput`, counted as a run ending
