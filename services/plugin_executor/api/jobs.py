@@ -2,8 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Path, Response
 
 from outrigger.http import ServiceRoute, problem_responses
 from services.plugin_executor.api.context import Jobs, Runner
@@ -68,16 +67,18 @@ QUEUED: dict[int | str, dict[str, Any]] = {
     responses={**QUEUED, **problem_responses(SUBMIT_OUTCOMES)},
 )
 async def submit_job(
-    body: JobIn, jobs: Jobs, caller: Runner, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+    body: JobIn,
+    jobs: Jobs,
+    caller: Runner,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> JobOut:
     """Queues a run of the plugin on the input (checked against its schema now) and answers
     at once with the job, `queued`, and its `Location`. Whatever the plugin does later is
     the job's `reason`, never an error of this call."""
     job = await jobs.submit(caller, body.plugin, body.input, idempotency_key)
-    out = JobOut.of(job)
-    return JSONResponse(
-        out.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
-    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobOut.of(job)
 
 
 @router.get("/jobs/{job_id}", responses=problem_responses(GET_OUTCOMES))
